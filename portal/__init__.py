@@ -1,0 +1,107 @@
+"""HPC allocation portal: calls, proposals, review, and grants that Slurm enforces."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+
+from portal import config as portal_config
+
+__version__ = "0.1.0"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application. ``config`` overrides what the environment gives."""
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("PORTAL_INSTANCE_PATH")
+    app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None)
+    app.config.from_mapping(portal_config.from_environment(Path(app.instance_path)))
+    if config:
+        app.config.update(config)
+        if "SQLALCHEMY_DATABASE_URI" in config:
+            app.config["SQLALCHEMY_DATABASE_URI"] = portal_config.normalise_database_url(
+                config["SQLALCHEMY_DATABASE_URI"])
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from portal import models  # noqa: F401  (registers every table)
+    from portal.extensions import babel, csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
+    # Sign-in is checked before CSRF, so anonymous callers get 401 / the sign-in page.
+    from portal.identity.access import enforce_sign_in
+
+    app.before_request(enforce_sign_in)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    _init_login(app, login_manager)
+
+    from portal.api import init_api
+    from portal.identity.blueprint import bp as identity_bp
+    from portal.projects.blueprint import bp as projects_bp
+    from portal.sites.blueprint import bp as sites_bp
+    from portal.web.blueprint import bp as web_bp
+    from portal.web.errors import register_error_handlers
+
+    for blueprint in (web_bp, identity_bp, sites_bp, projects_bp):
+        app.register_blueprint(blueprint)
+    init_api(app)
+    register_error_handlers(app)
+    app.after_request(_commit_or_roll_back)
+    app.after_request(_security_headers)
+    _register_template_helpers(app)
+
+    from portal.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _select_locale() -> str | None:
+    # Translations come later (Polish, Lithuanian); until then every request gets English.
+    return request.accept_languages.best_match(["en"]) or "en"
+
+
+def _init_login(app: Flask, login_manager) -> None:
+    from portal.extensions import db
+    from portal.identity.models import User
+
+    login_manager.init_app(app)
+    login_manager.login_view = "identity.login"
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id))
+
+
+def _commit_or_roll_back(response):
+    """One place owns the transaction: views and operations flush, the request commits."""
+    from portal.extensions import db
+
+    if response.status_code < 400:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return response
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    )
+    return response
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from portal.identity.models import Role
+
+    app.jinja_env.globals["Role"] = Role

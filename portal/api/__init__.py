@@ -1,0 +1,31 @@
+"""The JSON API under ``/api/``, described by the OpenAPI document at ``/api/openapi.json``.
+
+Each domain package contributes a flask-smorest blueprint; access rules are the same
+functions the web pages use.
+"""
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Blueprint
+
+from portal.extensions import api
+
+API_SETTINGS = {
+    "API_TITLE": "HPC allocation portal API",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+}
+
+
+def init_api(app: Flask) -> None:
+    for key, value in API_SETTINGS.items():
+        app.config.setdefault(key, value)
+    api.init_app(app)
+    api.spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": "session"})
+    from portal.api import me, projects, sites
+
+    for prefix, module in (("me", me), ("sites", sites), ("projects", projects)):
+        blueprint: Blueprint = module.blp
+        api.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")

@@ -1,0 +1,96 @@
+"""``flask`` commands for operators. They call the same operations as the web pages."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.identity.models import Role, User
+from portal.sites.models import Site
+from portal.slurm.errors import SchedulerError
+
+users_cli = AppGroup("users", help="Manage people and their roles.")
+sites_cli = AppGroup("sites", help="Manage hosting sites and their Slurm partitions.")
+demo_cli = AppGroup("demo", help="Demo data.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", "roles", multiple=True, type=click.Choice([r.value for r in Role]))
+@click.option("--unix-username")
+def create_user(email: str, name: str, password: str, roles: tuple[str, ...], unix_username: str | None):
+    """Create a user who signs in with a local password."""
+    from portal.identity.providers import create_local_user
+
+    if db.session.scalar(select(User).where(User.email == email.lower())) is not None:
+        raise click.ClickException(f"A user with e-mail {email} already exists.")
+    user = create_local_user(email, name, password, roles=[Role(r) for r in roles], unix_username=unix_username)
+    db.session.commit()
+    click.echo(f"Created user {user.id} <{user.email}>")
+
+
+@sites_cli.command("add")
+@click.argument("name")
+@click.option("--cluster", required=True, help="Slurm ClusterName of the site.")
+@click.option("--slurm-conf", help="Path to the cluster's slurm.conf (cli adapter).")
+def add_site(name: str, cluster: str, slurm_conf: str | None):
+    """Register a site (a Slurm cluster)."""
+    from portal.sites.operations import create_site
+
+    site = create_site(name, cluster, slurm_conf=slurm_conf)
+    db.session.commit()
+    click.echo(f"Created site {site.id} {site.name}")
+
+
+@sites_cli.command("sync")
+@click.argument("names", nargs=-1)
+def sync_sites(names: tuple[str, ...]):
+    """Read partitions and their limits from each site's Slurm cluster."""
+    from portal.sites.operations import sync_partitions
+
+    query = select(Site).order_by(Site.name)
+    if names:
+        query = query.where(Site.name.in_(names))
+    sites = list(db.session.scalars(query))
+    failed = 0
+    with click.progressbar(sites, label="Reading partitions", show_pos=True,
+                           item_show_func=lambda s: s.name if s else "") as bar:
+        for site in bar:
+            try:
+                partitions = sync_partitions(site)
+                db.session.commit()
+                click.echo(f"  {site.name}: {len(partitions)} partitions")
+            except SchedulerError as exc:
+                db.session.commit()  # keep the error note
+                failed += 1
+                click.echo(f"  {site.name}: FAILED: {exc}", err=True)
+    if failed:
+        raise click.ClickException(f"{failed} site(s) could not be read.")
+
+
+@demo_cli.command("seed")
+@click.option("--site-name", default="Demo cluster")
+@click.option("--cluster", required=True, help="Slurm ClusterName of the local cluster.")
+@click.option("--slurm-conf", help="Path to the local cluster's slurm.conf.")
+def seed(site_name: str, cluster: str, slurm_conf: str | None):
+    """Create demo users, a site read from the local Slurm cluster, and a project."""
+    from portal.demo import DEMO_LOGINS, seed_demo
+
+    try:
+        site = seed_demo(site_name=site_name, slurm_cluster=cluster, slurm_conf=slurm_conf)
+    except SchedulerError as exc:
+        raise click.ClickException(f"Could not read partitions from Slurm: {exc}") from exc
+    db.session.commit()
+    click.echo(f"Site {site.name}: partitions {', '.join(p.name for p in site.partitions)}")
+    click.echo("Demo logins (e-mail / password / roles):")
+    for login in DEMO_LOGINS:
+        click.echo(f"  {login.email:24} {login.password:15} {', '.join(r.value for r in login.roles)}")
+
+
+def register_cli(app: Flask) -> None:
+    for group in (users_cli, sites_cli, demo_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,74 @@
+"""Configuration from environment variables, with defaults that are safe to run as they are.
+
+Every setting can be given as an environment variable named ``PORTAL_<NAME>`` (or, for the
+database, the conventional ``DATABASE_URL``). Nothing secret has a default in code: the
+secret key is generated on first start and kept in the instance folder.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+#: Settings read from ``PORTAL_<NAME>``, with their defaults and types.
+DEFAULTS: dict[str, Any] = {
+    "SESSION_COOKIE_SECURE": False,  # set true behind HTTPS (production)
+    "LOCAL_LOGIN_ENABLED": True,
+    "SCHEDULER_TIMEOUT": 15.0,  # seconds a Slurm command may take before it counts as unreachable
+    "DEFAULT_LOCALE": "en",
+    "SQL_ECHO": False,
+}
+
+
+def _coerce(value: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, int):
+        return int(value)
+    return value
+
+
+def load_secret_key(instance_path: Path) -> str:
+    """Return the secret key from the instance folder, creating it on first use.
+
+    A key written by one gunicorn worker must be read by the others, so the file is created
+    exclusively and a worker that loses the race reads the winner's key.
+    """
+    key_file = instance_path / "secret_key"
+    instance_path.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+def from_environment(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for name, default in DEFAULTS.items():
+        raw = env.get(f"PORTAL_{name}")
+        config[name] = default if raw is None else _coerce(raw, default)
+    config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'portal.sqlite3'}"
+    )
+    config["SECRET_KEY"] = env.get("PORTAL_SECRET_KEY") or load_secret_key(instance_path)
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["SQLALCHEMY_ECHO"] = config.pop("SQL_ECHO")
+    config["BABEL_DEFAULT_LOCALE"] = config["DEFAULT_LOCALE"]
+    config["MAX_CONTENT_LENGTH"] = 20 * 1024 * 1024
+    return config
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs (SQLAlchemy's default is psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

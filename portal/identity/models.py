@@ -1,0 +1,108 @@
+"""People and their facility-wide roles.
+
+Project roles (PI, co-PI, member of one project) live on :class:`portal.projects.models.Membership`;
+the roles here say what someone may do across the facility.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from portal.extensions import db
+
+
+class Role(enum.Enum):
+    PI = "pi"  # may apply for compute as principal investigator
+    MEMBER = "member"  # may run jobs in projects they belong to
+    REVIEWER = "reviewer"  # external expert who scores proposals
+    STAFF = "staff"  # peer-review office and operations
+    ADMIN = "admin"  # manages people and roles; implies staff
+
+    @property
+    def label(self) -> str:
+        from flask_babel import lazy_gettext as _l
+
+        return {
+            Role.PI: _l("Principal investigator"),
+            Role.MEMBER: _l("Project member"),
+            Role.REVIEWER: _l("Reviewer"),
+            Role.STAFF: _l("Staff"),
+            Role.ADMIN: _l("Administrator"),
+        }[self]
+
+
+def enum_column(enum_cls: type[enum.Enum], name: str) -> Enum:
+    """Store enums by value, as a CHECK-constrained string: portable and readable in SQL."""
+    return Enum(enum_cls, name=name, native_enum=False, create_constraint=True, validate_strings=True,
+                values_callable=lambda members: [m.value for m in members], length=32)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    affiliation: Mapped[str] = mapped_column(String(300), default="")
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2 of the organisation
+    # The Unix/Slurm user name staff map to this person; None until mapped.
+    unix_username: Mapped[str | None] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))  # None: no local sign-in
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    role_grants: Mapped[list[RoleGrant]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"
+
+    # Flask-Login
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        return self.active
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    @property
+    def roles(self) -> set[Role]:
+        return {grant.role for grant in self.role_grants}
+
+    def has_role(self, *roles: Role) -> bool:
+        """True if the user holds any of ``roles``; administrators count as staff."""
+        held = self.roles
+        if Role.ADMIN in held:
+            held = held | {Role.STAFF}
+        return any(role in held for role in roles)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.has_role(Role.STAFF)
+
+    def grant(self, role: Role) -> None:
+        if role not in self.roles:
+            self.role_grants.append(RoleGrant(role=role))
+
+    def revoke(self, role: Role) -> None:
+        self.role_grants[:] = [g for g in self.role_grants if g.role != role]
+
+
+class RoleGrant(db.Model):
+    __tablename__ = "role_grants"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
+
+    user: Mapped[User] = relationship(back_populates="role_grants")

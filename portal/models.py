@@ -1,0 +1,4 @@
+"""Import every model so that Alembic and ``db.create_all`` see the whole schema."""
+from portal.identity.models import RoleGrant, User  # noqa: F401
+from portal.projects.models import Membership, Project  # noqa: F401
+from portal.sites.models import Partition, Site  # noqa: F401

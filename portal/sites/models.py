@@ -1,0 +1,68 @@
+"""Hosting sites (one Slurm cluster each) and their partitions.
+
+Partition limits are never typed in: they are read from the live cluster by
+:func:`portal.sites.operations.sync_partitions`.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.identity.models import enum_column
+
+
+class ResourceKind(enum.Enum):
+    CPU = "cpu"  # counted in core-hours
+    GPU = "gpu"  # counted in GPU-hours
+
+
+class Site(db.Model):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # shown to people
+    slurm_cluster: Mapped[str] = mapped_column(String(64), unique=True)  # Slurm's ClusterName
+    # How to reach the scheduler: an adapter name from portal.slurm and its options.
+    scheduler_adapter: Mapped[str] = mapped_column(String(32), default="cli")
+    slurm_conf: Mapped[str | None] = mapped_column(String(500))  # path to slurm.conf for the cli adapter
+    description: Mapped[str] = mapped_column(Text, default="")
+    last_sync_at: Mapped[datetime | None]
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+
+    partitions: Mapped[list[Partition]] = relationship(
+        back_populates="site", cascade="all, delete-orphan", order_by="Partition.name"
+    )
+
+
+class Partition(db.Model):
+    __tablename__ = "partitions"
+    __table_args__ = (
+        UniqueConstraint("site_id", "name"),
+        CheckConstraint("cpus_per_node >= 0 AND gpus_per_node >= 0 AND total_nodes >= 0",
+                        name="non_negative_sizes"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    resource_kind: Mapped[ResourceKind] = mapped_column(enum_column(ResourceKind, "resource_kind"))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(32), default="UP")  # Slurm's state, or ABSENT
+    max_time_minutes: Mapped[int | None]  # None: unlimited
+    default_time_minutes: Mapped[int | None]
+    max_nodes: Mapped[int | None]  # None: unlimited
+    total_nodes: Mapped[int] = mapped_column(default=0)
+    cpus_per_node: Mapped[int] = mapped_column(default=0)
+    gpus_per_node: Mapped[int] = mapped_column(default=0)
+    mem_per_node_mb: Mapped[int | None]
+    synced_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    site: Mapped[Site] = relationship(back_populates="partitions")
+
+    @property
+    def label(self) -> str:
+        return f"{self.site.name} / {self.name}"

@@ -1,0 +1,85 @@
+"""Sites and partitions: reading the live limits from each site's Slurm cluster."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.sites.models import Partition, ResourceKind, Site
+from portal.slurm import make_scheduler
+from portal.slurm.base import Scheduler
+from portal.slurm.errors import SchedulerError
+from portal.slurm.types import PartitionInfo
+
+log = logging.getLogger(__name__)
+
+ABSENT = "ABSENT"  # a partition the portal knew that Slurm no longer reports
+
+
+def scheduler_for(site: Site) -> Scheduler:
+    """The scheduler adapter configured for ``site``."""
+    options: dict = {"timeout": current_app.config["SCHEDULER_TIMEOUT"]}
+    if site.slurm_conf:
+        options["slurm_conf"] = site.slurm_conf
+    return make_scheduler(site.scheduler_adapter, **options)
+
+
+def create_site(name: str, slurm_cluster: str, *, slurm_conf: str | None = None,
+                scheduler_adapter: str = "cli", description: str = "") -> Site:
+    site = Site(name=name, slurm_cluster=slurm_cluster, slurm_conf=slurm_conf,
+                scheduler_adapter=scheduler_adapter, description=description)
+    db.session.add(site)
+    db.session.flush()
+    return site
+
+
+def _apply_partition_info(partition: Partition, info: PartitionInfo, now: datetime) -> None:
+    partition.resource_kind = ResourceKind.GPU if info.gpus_per_node > 0 else ResourceKind.CPU
+    partition.is_default = info.is_default
+    partition.state = info.state
+    partition.max_time_minutes = info.max_time_minutes
+    partition.default_time_minutes = info.default_time_minutes
+    partition.max_nodes = info.max_nodes
+    partition.total_nodes = info.total_nodes
+    partition.cpus_per_node = info.cpus_per_node
+    partition.gpus_per_node = info.gpus_per_node
+    partition.mem_per_node_mb = info.mem_per_node_mb
+    partition.synced_at = now
+
+
+def sync_partitions(site: Site, scheduler: Scheduler | None = None) -> list[Partition]:
+    """Bring the site's partitions in line with what its Slurm cluster reports now.
+
+    On a scheduler error nothing but the site's error note changes, and the error is
+    re-raised for the caller to show; the partitions keep their last known limits.
+    """
+    scheduler = scheduler or scheduler_for(site)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        infos = scheduler.partitions()
+    except SchedulerError as exc:
+        site.last_sync_error = str(exc)
+        db.session.flush()
+        log.warning("partition sync failed site=%s: %s", site.name, exc)
+        raise
+    known = {p.name: p for p in site.partitions}
+    for info in infos:
+        partition = known.pop(info.name, None)
+        if partition is None:
+            partition = Partition(name=info.name)
+            site.partitions.append(partition)
+        _apply_partition_info(partition, info, now)
+    for gone in known.values():
+        gone.state = ABSENT
+    site.last_sync_at = now
+    site.last_sync_error = None
+    db.session.flush()
+    log.info("partitions synced site=%s partitions=%s", site.name, sorted(i.name for i in infos))
+    return list(site.partitions)
+
+
+def all_sites() -> list[Site]:
+    return list(db.session.scalars(select(Site).order_by(Site.name)))

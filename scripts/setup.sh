@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the portal and its tests need on a fresh Debian 12 machine; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(slurm-wlm slurmdbd munge openmpi-bin libopenmpi-dev python3-venv python3-dev chromium)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> Installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL and MariaDB are started before the session on this kind of machine; start them if
+# one has stopped (slurmdbd keeps Slurm's accounting in MariaDB).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "==> Starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
+if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+  echo "==> Starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 30); do mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+# The virtual environment is made from Debian's Python so that jobs running as other Unix
+# users (under Slurm) can read it; a Python under /root cannot be read by them.
+if [ ! -x .venv/bin/python ]; then
+  echo "==> Creating .venv"
+  /usr/bin/python3 -m venv .venv
+fi
+echo "==> Installing Python packages"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'

@@ -1,0 +1,117 @@
+"""Shared fixtures. The suite runs against real PostgreSQL and a real local Slurm cluster.
+
+Neither is optional: if PostgreSQL cannot be reached the session fails at once, and the
+``slurm_cluster`` fixture fails (never skips) when the cluster cannot start.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
+
+from portal import create_app
+from portal.extensions import db
+
+pytest_plugins = ["portal.devcluster.pytest_plugin"]
+
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_test"
+
+
+def recreate_postgres_database(url: str) -> None:
+    """Drop and create the database named in ``url`` (a throwaway test database)."""
+    parsed = make_url(url)
+    name = parsed.database
+    assert name and re.fullmatch(r"[a-z0-9_]+", name), f"unsafe test database name {name!r}"
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"PostgreSQL is required for the tests and could not be reached at {url}: {exc}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = os.environ.get("PORTAL_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+    recreate_postgres_database(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tmp_path_factory) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "INSTANCE_PATH": str(instance)})
+    with app.app_context():
+        upgrade()  # the schema comes from the migrations, as in production
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request) -> Iterator[None]:
+    """Empty every table after each test that used the app."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app: Flask = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def app_ctx(app: Flask) -> Iterator[Flask]:
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token_from(html: str) -> str:
+    match = CSRF_INPUT.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1) or match.group(2)
+
+
+def sign_in(client: FlaskClient, email: str, password: str):
+    page = client.get("/login")
+    return client.post("/login", data={"email": email, "password": password,
+                                       "csrf_token": csrf_token_from(page.get_data(as_text=True))})
+
+
+@pytest.fixture
+def make_user(app: Flask):
+    """Factory: a committed user with a local password (the e-mail's local part)."""
+    from portal.identity.providers import create_local_user
+
+    counter = iter(range(1, 10_000))
+
+    def factory(*roles, name: str | None = None, email: str | None = None, unix_username: str | None = None):
+        n = next(counter)
+        email = email or f"user{n}@example.org"
+        with app.app_context():
+            user = create_local_user(email, name or f"User {n}", email.split("@")[0], roles=roles,
+                                     unix_username=unix_username)
+            db.session.commit()
+            return user.id, email, email.split("@")[0]
+
+    return factory
