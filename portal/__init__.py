@@ -41,13 +41,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _init_login(app, login_manager)
 
     from portal.api import init_api
+    from portal.benchmarks.blueprint import bp as benchmarks_bp
     from portal.identity.blueprint import bp as identity_bp
     from portal.projects.blueprint import bp as projects_bp
     from portal.sites.blueprint import bp as sites_bp
     from portal.web.blueprint import bp as web_bp
     from portal.web.errors import register_error_handlers
 
-    for blueprint in (web_bp, identity_bp, sites_bp, projects_bp):
+    for blueprint in (web_bp, identity_bp, sites_bp, projects_bp, benchmarks_bp):
         app.register_blueprint(blueprint)
     init_api(app)
     register_error_handlers(app)

@@ -14,8 +14,8 @@ from portal.identity.models import Role, User
 from portal.identity.providers import create_local_user
 from portal.projects.models import Project, ProjectRole, ProjectStatus
 from portal.projects.operations import add_member, create_project
-from portal.sites.models import Site
-from portal.sites.operations import create_site, sync_partitions
+from portal.sites.models import ResourceKind, Site
+from portal.sites.operations import create_site, set_partition_kind, sync_partitions
 
 
 @dataclass(frozen=True)
@@ -56,5 +56,8 @@ def seed_demo(*, site_name: str, slurm_cluster: str, slurm_conf: str | None) -> 
                                  users["pi@example.org"], status=ProjectStatus.PENDING,
                                  description="Demo project: Polish and Lithuanian LLM adaptation.")
         add_member(project, users["user@example.org"], ProjectRole.MEMBER)
-    sync_partitions(site)
+    for partition in sync_partitions(site):
+        # The demo cluster's single node has (fake) GPUs; only the "gpu" partition counts GPU-hours.
+        if partition.name != "gpu" and not partition.kind_set_by_staff:
+            set_partition_kind(partition, ResourceKind.CPU)
     return site

@@ -2,3 +2,4 @@
 from portal.identity.models import RoleGrant, User  # noqa: F401
 from portal.projects.models import Membership, Project  # noqa: F401
 from portal.sites.models import Partition, Site  # noqa: F401
+from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401

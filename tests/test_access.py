@@ -10,9 +10,12 @@ import pytest
 from portal.extensions import db
 from portal.identity.models import Role
 from portal.projects.models import ProjectRole
+from portal.sites.models import Partition, ResourceKind
 from portal.projects.operations import add_member, create_project
 from portal.sites.operations import create_site
+from portal.benchmarks.operations import ingest_result
 from tests.conftest import csrf_token_from, sign_in
+from tests.result_docs import REFERENCES, result_document
 
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
@@ -31,6 +34,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "projects.index": (SIGNED_IN, "GET"),
     "projects.detail": (PROJECT_MEMBER, "GET"),
     "sites.sync": (STAFF, "POST"),
+    "sites.set_kind": (STAFF, "POST"),
     "identity.users": (ADMIN, "GET"),
     "identity.edit_user": (ADMIN, "GET"),
     "api_me.me": (SIGNED_IN, "GET"),
@@ -39,6 +43,14 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_sites.sync_site": (STAFF, "POST"),
     "api_projects.list_projects": (SIGNED_IN, "GET"),
     "api_projects.get_project": (PROJECT_MEMBER, "GET"),
+    "benchmarks.index": (SIGNED_IN, "GET"),
+    "benchmarks.run": (SIGNED_IN, "GET"),
+    "benchmarks.history": (SIGNED_IN, "GET"),
+    "benchmarks.upload": (STAFF, "POST"),
+    "api_benchmarks.list_runs": (SIGNED_IN, "GET"),
+    "api_benchmarks.upload_run": (STAFF, "POST"),
+    "api_benchmarks.get_run": (SIGNED_IN, "GET"),
+    "api_benchmarks.history": (SIGNED_IN, "GET"),
 }
 
 PERSONAS = {
@@ -77,10 +89,12 @@ def world(app, make_user, tmp_path):
 
         # A site whose Slurm cannot be reached: staff may still ask, and get an error, not a 403.
         site = create_site("Nowhere", "nowhere", slurm_conf=str(tmp_path / "missing-slurm.conf"))
+        site.partitions.append(Partition(name="cpu", resource_kind=ResourceKind.CPU))
         project = create_project("p-001", "Test project", db.session.get(User, users["pi"][0]))
         add_member(project, db.session.get(User, users["member"][0]), ProjectRole.MEMBER)
+        run = ingest_result(result_document(), None, references=REFERENCES)
         db.session.commit()
-        ids = {"site_id": site.id, "project_id": project.id, "user_id": users["member"][0]}
+        ids = {"partition_id": site.partitions[0].id, "site_id": site.id, "project_id": project.id, "user_id": users["member"][0], "run_id": run.id}
     return users, ids
 
 

@@ -9,7 +9,7 @@ import pytest
 from portal.extensions import db
 from portal.identity.models import Role
 from portal.sites.models import ResourceKind, Site
-from portal.sites.operations import create_site, sync_partitions
+from portal.sites.operations import create_site, set_partition_kind, sync_partitions
 from tests.conftest import csrf_token_from, sign_in
 
 pytestmark = pytest.mark.slurm
@@ -49,12 +49,14 @@ def test_sync_reads_live_limits(app, slurm_cluster, live_site):
             assert partition.cpus_per_node * partition.total_nodes == int(live["TotalCPUs"])
         assert partitions["cpu"].max_time_minutes != partitions["debug"].max_time_minutes
         assert partitions["cpu"].is_default
-        if "gpu" in partitions:
-            assert partitions["gpu"].resource_kind is ResourceKind.GPU and partitions["gpu"].gpus_per_node > 0
-        assert partitions["cpu"].resource_kind is ResourceKind.CPU
+        assert partitions["gpu"].resource_kind is ResourceKind.GPU and partitions["gpu"].gpus_per_node == 2
+        # The one node carries the GPUs, so every partition is detected as GPU until staff say otherwise.
+        set_partition_kind(partitions["cpu"], ResourceKind.CPU)
         # Syncing again changes nothing but the time stamp.
-        again = {p.name: (p.max_time_minutes, p.max_nodes, p.cpus_per_node) for p in sync_partitions(site)}
-        assert again == {n: (p.max_time_minutes, p.max_nodes, p.cpus_per_node) for n, p in partitions.items()}
+        again = {p.name: (p.max_time_minutes, p.max_nodes, p.cpus_per_node, p.resource_kind) for p in sync_partitions(site)}
+        assert again == {n: (p.max_time_minutes, p.max_nodes, p.cpus_per_node, p.resource_kind)
+                         for n, p in partitions.items()}
+        assert again["cpu"][3] is ResourceKind.CPU  # the staff decision survives the sync
 
 
 def test_staff_refresh_from_the_page(app, client, make_user, live_site):

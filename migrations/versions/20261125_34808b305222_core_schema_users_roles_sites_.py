@@ -76,6 +76,7 @@ def upgrade():
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('resource_kind', sa.Enum('cpu', 'gpu', name='resource_kind', native_enum=False, create_constraint=True, length=32), nullable=False),
+    sa.Column('kind_set_by_staff', sa.Boolean(), nullable=False),
     sa.Column('is_default', sa.Boolean(), nullable=False),
     sa.Column('state', sa.String(length=32), nullable=False),
     sa.Column('max_time_minutes', sa.Integer(), nullable=True),

@@ -24,8 +24,9 @@ def init_api(app: Flask) -> None:
         app.config.setdefault(key, value)
     api.init_app(app)
     api.spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": "session"})
-    from portal.api import me, projects, sites
+    from portal.api import benchmarks, me, projects, sites
 
-    for prefix, module in (("me", me), ("sites", sites), ("projects", projects)):
+    for prefix, module in (("me", me), ("sites", sites), ("projects", projects),
+                           ("benchmarks", benchmarks)):
         blueprint: Blueprint = module.blp
         api.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")

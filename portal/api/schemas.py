@@ -51,3 +51,32 @@ class ProjectSchema(Schema):
     status = fields.Function(lambda p: p.status.value)
     slurm_account = fields.Str(allow_none=True)
     members = fields.List(fields.Nested(MemberSchema), attribute="memberships")
+
+
+class BenchmarkMetricSchema(Schema):
+    key = fields.Str()
+    unit = fields.Str()
+    mean = fields.Float(allow_none=True)
+    stdev = fields.Float(allow_none=True)
+    reference = fields.Float(allow_none=True)
+    lower_bound = fields.Float(allow_none=True)
+    upper_bound = fields.Float(allow_none=True)
+    margin = fields.Float(allow_none=True)
+    status = fields.Function(lambda m: m.status.value)
+    message = fields.Str(allow_none=True)
+
+
+class BenchmarkRunSummarySchema(Schema):
+    id = fields.Int()
+    system = fields.Str()
+    partition = fields.Str()
+    measured_at = fields.DateTime()
+    array = fields.Str()
+    nodes = fields.Int()
+    ranks = fields.Int()
+    verdict = fields.Function(lambda r: r.verdict.value)
+    reference_key = fields.Str(allow_none=True)
+
+
+class BenchmarkRunSchema(BenchmarkRunSummarySchema):
+    metrics = fields.List(fields.Nested(BenchmarkMetricSchema))

@@ -50,6 +50,9 @@ class Partition(db.Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     resource_kind: Mapped[ResourceKind] = mapped_column(enum_column(ResourceKind, "resource_kind"))
+    # Slurm has no notion of "a GPU partition": the kind is detected from the nodes' GPUs
+    # until staff set it (e.g. a CPU-only partition on GPU nodes); syncs then keep it.
+    kind_set_by_staff: Mapped[bool] = mapped_column(default=False)
     is_default: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(32), default="UP")  # Slurm's state, or ABSENT
     max_time_minutes: Mapped[int | None]  # None: unlimited

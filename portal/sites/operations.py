@@ -37,7 +37,8 @@ def create_site(name: str, slurm_cluster: str, *, slurm_conf: str | None = None,
 
 
 def _apply_partition_info(partition: Partition, info: PartitionInfo, now: datetime) -> None:
-    partition.resource_kind = ResourceKind.GPU if info.gpus_per_node > 0 else ResourceKind.CPU
+    if not partition.kind_set_by_staff:
+        partition.resource_kind = ResourceKind.GPU if info.gpus_per_node > 0 else ResourceKind.CPU
     partition.is_default = info.is_default
     partition.state = info.state
     partition.max_time_minutes = info.max_time_minutes
@@ -79,6 +80,14 @@ def sync_partitions(site: Site, scheduler: Scheduler | None = None) -> list[Part
     db.session.flush()
     log.info("partitions synced site=%s partitions=%s", site.name, sorted(i.name for i in infos))
     return list(site.partitions)
+
+
+def set_partition_kind(partition: Partition, kind: ResourceKind) -> None:
+    """Staff decide how a partition's time is counted (core-hours or GPU-hours); syncs keep it."""
+    partition.resource_kind = kind
+    partition.kind_set_by_staff = True
+    db.session.flush()
+    log.info("partition kind set site=%s partition=%s kind=%s", partition.site.name, partition.name, kind.value)
 
 
 def all_sites() -> list[Site]:

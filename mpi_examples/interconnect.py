@@ -1,0 +1,286 @@
+"""Interconnect benchmarks: ping-pong, bidirectional bandwidth, allreduce, alltoall.
+
+Each size: buffers written with a rank-dependent pattern, a one-byte iteration stamp
+written before every iteration and checked after it (outside the timed region), a
+Barrier, warm-up iterations excluded, and the whole received buffer verified at the end.
+Collective bandwidth follows nccl-tests: algbw = bytes / time; busbw = algbw * 2(n-1)/n
+for allreduce and algbw * (n-1)/n for alltoall.
+"""
+import numpy as np
+from mpi4py import MPI
+
+from . import checks
+from .registry import INTERCONNECT, benchmark
+from .results import metric, rate_stats, scaled, stats
+
+LARGE, HUGE = 1 << 14, 1 << 20
+
+
+def message_sizes(args, minimum: int = 1) -> list[int]:
+    """Powers of two from --min-size to --max-size (at least ``minimum``)."""
+    lo = max(args.min_size, minimum)
+    return [1 << i for i in range(64) if lo <= 1 << i <= args.max_size]
+
+
+def iterations(args, nbytes: int) -> tuple[int, int]:
+    """(warm-up, timed) iterations: fewer above 16 KiB and again above 1 MiB."""
+    if nbytes <= LARGE:
+        return args.warmup, args.iters
+    div = 10 if nbytes <= HUGE else 50
+    return max(args.warmup // div, 1), max(args.iters // div, 2)
+
+
+def busbw_factor(collective: str, nranks: int) -> float:
+    """nccl-tests' bus bandwidth factor."""
+    if nranks == 1:
+        return 1.0
+    return {"allreduce": 2 * (nranks - 1) / nranks, "alltoall": (nranks - 1) / nranks}[collective]
+
+
+def _stamp(arr, it: int, every: int = 0) -> int:
+    """Write the iteration stamp into the first byte (of each chunk when ``every``)."""
+    value = it & 0xFF
+    arr[0::every or arr.size] = value
+    return value
+
+
+class _Case:
+    """One message size of one benchmark on this rank."""
+
+    name = ""
+    collective = False  # True: report the slowest rank's time per iteration
+
+    def __init__(self, comm, args, nbytes):
+        self.comm, self.args, self.nbytes = comm, args, nbytes
+        self.xb, self.tr = args.backend, args.transport
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    def step(self, it: int) -> float | None:  # None: this rank takes no part
+        raise NotImplementedError
+
+    def verify(self) -> str | None:
+        raise NotImplementedError
+
+    def rows(self, times) -> list[dict]:
+        raise NotImplementedError
+
+    def row(self, name, unit, summary, note=None):
+        return metric(self.name, name, unit, summary, array=self.tr.label, size=self.nbytes,
+                      note=note)
+
+
+def _sweep(comm, args, case_class, sizes) -> list[dict]:
+    rows = []
+    for nbytes in sizes:
+        case = case_class(comm, args, nbytes)
+        warmup, iters = iterations(args, nbytes)
+        times = np.zeros(iters)
+        comm.Barrier()
+        problem = None
+        for it in range(warmup + iters):
+            t = case.step(it)
+            if t is None:
+                continue
+            if it >= warmup:
+                times[it - warmup] = t
+            problem = problem or case.stamp_problem
+        if case.collective:
+            comm.Allreduce(MPI.IN_PLACE, times, op=MPI.MAX)
+        problem = problem or case.verify()
+        checks.agree(comm, problem, case.name)
+        case.tr.release()
+        if comm.Get_rank() == 0:
+            rows += case.rows(times)
+    return rows
+
+
+class _PointToPoint(_Case):
+    """Ranks 0 and 1 (or rank 0 with itself when alone) exchange ``nbytes``."""
+
+    def __init__(self, comm, args, nbytes):
+        super().__init__(comm, args, nbytes)
+        self.active = self.rank < 2
+        self.peer = (1 - self.rank) if self.size > 1 else self.rank
+        self.send = self.xb.pattern(nbytes, seed=self.rank + 1)
+        self.recv = self.xb.xp.zeros(nbytes, self.xb.xp.uint8)
+        self.stamp_problem = None
+        self.last = 0
+
+    def check_stamp(self, expected):
+        got = int(self.recv[0])
+        if got != expected and self.stamp_problem is None:
+            self.stamp_problem = f"size {self.nbytes}: stale message (stamp {got}, expected {expected})"
+
+    def verify(self):
+        if not self.active:
+            return None
+        if checks.fault(f"{self.name}-corrupt") and self.nbytes == self.args.max_size:
+            self.recv[self.nbytes // 2] ^= 0xFF  # testing only: a corrupted transfer
+        expected = self.xb.to_host(self.xb.pattern(self.nbytes, seed=self.peer + 1))
+        expected[0] = self.last
+        return checks.mismatch(f"{self.name} size {self.nbytes} from rank {self.peer}",
+                               self.xb.to_host(self.recv), expected)
+
+
+class _PingPong(_PointToPoint):
+    name = "pingpong"
+
+    def step(self, it):
+        if not self.active:
+            return None
+        comm, tr, send, recv = self.comm, self.tr, self.send, self.recv
+        self.last = _stamp(send, it)
+        self.xb.sync()
+        t0 = MPI.Wtime()
+        if self.size == 1:
+            comm.Sendrecv(tr.send_buf(send), 0, 0, tr.recv_buf(recv), 0, 0)
+            tr.received(recv)
+        elif self.rank == 0:
+            comm.Send(tr.send_buf(send), 1, 0)
+            comm.Recv(tr.recv_buf(recv), 1, 0)
+            tr.received(recv)
+        else:
+            comm.Recv(tr.recv_buf(recv), 0, 0)
+            tr.received(recv)
+            comm.Send(tr.send_buf(send), 0, 0)
+        elapsed = (MPI.Wtime() - t0) / 2
+        self.check_stamp(self.last)
+        return elapsed
+
+    def rows(self, times):
+        return [self.row("latency", "us", scaled(stats(times), 1e6)),
+                self.row("bandwidth", "MB/s", rate_stats(times, self.nbytes / 1e6))]
+
+
+class _BiBW(_PointToPoint):
+    name = "bibw"
+
+    def step(self, it):
+        if not self.active:
+            return None
+        tr = self.tr
+        self.last = _stamp(self.send, it)
+        self.xb.sync()
+        t0 = MPI.Wtime()
+        reqs = [self.comm.Irecv(tr.recv_buf(self.recv), self.peer, 1),
+                self.comm.Isend(tr.send_buf(self.send), self.peer, 1)]
+        MPI.Request.Waitall(reqs)
+        tr.received(self.recv)
+        elapsed = MPI.Wtime() - t0
+        self.check_stamp(self.last)
+        return elapsed
+
+    def rows(self, times):
+        both = 2 if self.size > 1 else 1
+        return [self.row("bandwidth", "MB/s", rate_stats(times, both * self.nbytes / 1e6),
+                         note="both directions together")]
+
+
+class _Collective(_Case):
+    collective = True
+
+    def __init__(self, comm, args, nbytes):
+        super().__init__(comm, args, nbytes)
+        self.stamp_problem = None
+
+    def timed(self, func) -> float:
+        self.xb.sync()
+        t0 = MPI.Wtime()
+        func()
+        return MPI.Wtime() - t0
+
+    def rows(self, times):
+        algbw = rate_stats(times, self.nbytes / 1e9)
+        return [self.row("time", "us", scaled(stats(times), 1e6)),
+                self.row("algbw", "GB/s", algbw),
+                self.row("busbw", "GB/s", scaled(algbw, busbw_factor(self.name, self.size)))]
+
+
+class _Allreduce(_Collective):
+    name = "allreduce"
+
+    def __init__(self, comm, args, nbytes):
+        super().__init__(comm, args, nbytes)
+        xp, count = self.xb.xp, nbytes // 8
+        # Small integers in float64: sums are exact whatever the reduction order.
+        self.weights = xp.arange(count, dtype=xp.float64) % 13 + 1
+        self.send = self.weights * (self.rank + 1)
+        self.recv = xp.zeros(count, xp.float64)
+        self.op = MPI.MAX if checks.fault("allreduce-wrong") else MPI.SUM  # testing only
+
+    def step(self, it):
+        self.send[0] = it + self.rank
+        tr = self.tr
+        elapsed = self.timed(lambda: self.comm.Allreduce(tr.send_buf(self.send),
+                                                         tr.recv_buf(self.recv), op=self.op))
+        tr.received(self.recv)
+        n = self.size
+        expected = n * it + n * (n - 1) // 2
+        got = float(self.recv[0])
+        if got != expected and self.stamp_problem is None:
+            self.stamp_problem = f"size {self.nbytes} iteration {it}: element 0 is {got}, expected the sum {expected}"
+        return elapsed
+
+    def verify(self):
+        n = self.size
+        expected = self.xb.to_host(self.weights * (n * (n + 1) // 2))
+        return checks.mismatch(f"allreduce size {self.nbytes} (sum over {n} ranks)",
+                               self.xb.to_host(self.recv)[1:], expected[1:])
+
+
+class _Alltoall(_Collective):
+    name = "alltoall"
+
+    def __init__(self, comm, args, nbytes):
+        super().__init__(comm, args, nbytes)
+        self.chunk = nbytes // self.size
+        self.nbytes = self.chunk * self.size  # whole chunks only
+        self.send = self.xb.pattern(self.chunk * self.size, seed=self.rank + 1)
+        self.recv = self.xb.xp.zeros(self.chunk * self.size, self.xb.xp.uint8)
+        self.last = 0
+
+    def step(self, it):
+        self.last = _stamp(self.send, it, self.chunk)
+        tr = self.tr
+        elapsed = self.timed(lambda: self.comm.Alltoall(tr.send_buf(self.send),
+                                                        tr.recv_buf(self.recv)))
+        tr.received(self.recv)
+        if int(self.recv[0]) != self.last and self.stamp_problem is None:
+            self.stamp_problem = f"size {self.nbytes} iteration {it}: stale data (stamp {int(self.recv[0])})"
+        return elapsed
+
+    def verify(self):
+        if checks.fault("alltoall-corrupt") and self.nbytes == self.args.max_size:
+            self.recv[-1] ^= 0xFF  # testing only
+        c, me = self.chunk, self.rank
+        parts = []
+        for src in range(self.size):
+            part = self.xb.to_host(self.xb.pattern(c * self.size, seed=src + 1))[me * c:(me + 1) * c]
+            part[0] = self.last
+            parts.append(part)
+        return checks.mismatch(f"alltoall size {self.nbytes}", self.xb.to_host(self.recv),
+                               np.concatenate(parts))
+
+
+@benchmark(INTERCONNECT)
+def pingpong(comm, args):
+    """Ping-pong latency and bandwidth between ranks 0 and 1 (blocking Send/Recv)."""
+    return _sweep(comm, args, _PingPong, message_sizes(args))
+
+
+@benchmark(INTERCONNECT)
+def bibw(comm, args):
+    """Bidirectional bandwidth between ranks 0 and 1 (Isend/Irecv both ways)."""
+    return _sweep(comm, args, _BiBW, message_sizes(args))
+
+
+@benchmark(INTERCONNECT)
+def allreduce(comm, args):
+    """Allreduce (sum of float64) time, algbw and busbw over all ranks."""
+    return _sweep(comm, args, _Allreduce, message_sizes(args, minimum=8))
+
+
+@benchmark(INTERCONNECT)
+def alltoall(comm, args):
+    """Alltoall time, algbw and busbw; size is the bytes each rank sends in total."""
+    return _sweep(comm, args, _Alltoall, message_sizes(args, minimum=comm.Get_size()))

@@ -1,0 +1,145 @@
+"""Result rows, statistics, the human table and the versioned JSON document."""
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+from . import SCHEMA_ID, __version__
+from .jsonschema_lite import check as _check_schema
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "result-v1.json"
+
+
+def stats(values) -> dict:
+    """mean, stdev, samples, min, max of plain samples."""
+    values = [float(v) for v in values]
+    return {"mean": statistics.fmean(values),
+            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "samples": len(values), "min": min(values), "max": max(values)}
+
+
+def rate_stats(times, work: float) -> dict:
+    """Statistics of ``work / time`` from timed samples, as mpi4py.bench reports them.
+
+    The mean is ``work / mean(time)`` (not the mean of the rates), min and max come from
+    the slowest and fastest sample, and the stdev is propagated from the times.
+    """
+    t = stats(times)
+    mean = work / t["mean"]
+    return {"mean": mean, "stdev": mean * t["stdev"] / t["mean"], "samples": t["samples"],
+            "min": work / t["max"], "max": work / t["min"]}
+
+
+def metric(benchmark, name, unit, summary, *, array, size=None, precision=None, note=None):
+    row = {"benchmark": benchmark, "metric": name, "unit": unit, "size": size,
+           "precision": precision, "array": array}
+    row.update(summary)
+    if note:
+        row["note"] = note
+    return row
+
+
+def scaled(summary: dict, factor: float) -> dict:
+    """The same statistics multiplied by a constant (e.g. algbw -> busbw, s -> us)."""
+    out = dict(summary)
+    for key in ("mean", "stdev", "min", "max"):
+        out[key] = summary[key] * factor
+    return out
+
+
+def metric_key(row: dict) -> str:
+    """benchmark/metric[/size][/precision]: the key used in reference files."""
+    parts = [row["benchmark"], row["metric"]]
+    if row.get("size") is not None:
+        parts.append(str(row["size"]))
+    if row.get("precision") is not None:
+        parts.append(row["precision"])
+    return "/".join(parts)
+
+
+def _versions() -> dict:
+    from mpi4py import MPI
+    import mpi4py
+    import numpy
+
+    versions = {"mpi_examples": __version__, "python": platform.python_version(),
+                "numpy": numpy.__version__, "mpi4py": mpi4py.__version__,
+                "mpi_library": MPI.Get_library_version().strip().splitlines()[0],
+                "mpi_standard": "%d.%d" % MPI.Get_version(), "cupy": None}
+    if "cupy" in sys.modules:
+        versions["cupy"] = sys.modules["cupy"].__version__
+    return versions
+
+
+def environment(comm, args, backend, transport_reason: str) -> dict:
+    """Collective: where and with what the benchmarks ran."""
+    from mpi4py import MPI
+
+    hosts = comm.allgather(MPI.Get_processor_name())
+    devices = comm.allgather(backend.device_name)
+    return {
+        "system": args.system or os.environ.get("SLURM_CLUSTER_NAME") or "local",
+        "partition": args.partition or os.environ.get("SLURM_JOB_PARTITION") or "default",
+        "nodes": len(set(hosts)), "ranks": comm.Get_size(), "hostnames": sorted(set(hosts)),
+        "array": backend.label, "gpu_aware_mpi": transport_reason,
+        "devices": sorted({d for d in devices if d}),
+        "versions": _versions(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def document(env: dict, metrics: list, errors: list, skipped: list, suite=None) -> dict:
+    doc = {"schema": SCHEMA_ID, **env, "metrics": metrics, "errors": errors, "skipped": skipped}
+    if suite is not None:
+        doc["suite"] = suite
+    return doc
+
+
+def load_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def validate(doc: dict) -> list[str]:
+    """Problems of ``doc`` against schema/result-v1.json; an empty list means valid.
+
+    Uses ``jsonschema`` when it is importable, else a small validator for the keywords
+    this schema uses.
+    """
+    schema = load_schema()
+    try:
+        import jsonschema
+    except ImportError:
+        return _check_schema(doc, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(map(str, e.path)) or '$'}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def write_json(doc: dict, target: str) -> None:
+    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(target).write_text(text)
+
+
+def _num(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return f"{'-':>11}"
+    return f"{x:11.4g}" if abs(x) < 1e7 else f"{x:11.4e}"
+
+
+def table(benchmark: str, rows: list, header: str) -> str:
+    lines = [f"# mpi_examples {benchmark} | {header}",
+             f"# {'metric':<12}{'size [B]':>11} {'precision':>9}{'mean':>11}{'stdev':>11}"
+             f"{'min':>11}{'max':>11}{'n':>7}  unit"]
+    for r in rows:
+        size = "-" if r["size"] is None else str(r["size"])
+        lines.append(f"  {r['metric']:<12}{size:>11} {r['precision'] or '-':>9}{_num(r['mean'])}"
+                     f"{_num(r['stdev'])}{_num(r['min'])}{_num(r['max'])}{r['samples']:>7}  "
+                     f"{r['unit']}" + (f"  ({r['note']})" if r.get("note") else ""))
+    return "\n".join(lines)

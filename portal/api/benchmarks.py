@@ -1,0 +1,73 @@
+from flask import request
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields
+
+from portal.api.schemas import BenchmarkRunSchema, BenchmarkRunSummarySchema
+from portal.benchmarks.models import BenchmarkRun
+from portal.benchmarks.operations import InvalidResult, ingest_result, metric_history
+from portal.extensions import db
+from portal.identity.access import staff_required
+
+blp = Blueprint("api_benchmarks", __name__, description="Acceptance benchmark results (mpi_examples)")
+
+
+class RunFilter(Schema):
+    system = fields.Str()
+    partition = fields.Str()
+
+
+class HistoryQuery(Schema):
+    system = fields.Str(required=True)
+    partition = fields.Str(required=True)
+    key = fields.Str(required=True, metadata={"description": "benchmark/metric[/size][/precision]"})
+
+
+class HistoryPointSchema(Schema):
+    run_id = fields.Int()
+    measured_at = fields.DateTime()
+    mean = fields.Float()
+    stdev = fields.Float(allow_none=True)
+    status = fields.Function(lambda p: p.status.value)
+    reference = fields.Float(allow_none=True)
+    unit = fields.Str()
+
+
+@blp.route("/runs")
+@blp.arguments(RunFilter, location="query")
+@blp.response(200, BenchmarkRunSummarySchema(many=True))
+def list_runs(filters):
+    """Stored runs, newest first."""
+    query = db.select(BenchmarkRun).order_by(BenchmarkRun.measured_at.desc())
+    for name in ("system", "partition"):
+        if filters.get(name):
+            query = query.where(getattr(BenchmarkRun, name) == filters[name])
+    return db.session.scalars(query.limit(500)).all()
+
+
+@blp.route("/runs", methods=["POST"])
+@blp.response(201, BenchmarkRunSchema)
+@blp.alt_response(422, description="Not a valid mpi_examples result document")
+@staff_required
+def upload_run():
+    """Store a result document (``mpi_examples/result/v1``) and judge it against the references (staff)."""
+    document = request.get_json(silent=True)
+    try:
+        return ingest_result(document, current_user)
+    except InvalidResult as exc:
+        abort(422, message=_("Not a valid result document."), errors={"document": exc.problems[:50]})
+
+
+@blp.route("/runs/<int:run_id>")
+@blp.response(200, BenchmarkRunSchema)
+def get_run(run_id: int):
+    return db.get_or_404(BenchmarkRun, run_id)
+
+
+@blp.route("/history")
+@blp.arguments(HistoryQuery, location="query")
+@blp.response(200, HistoryPointSchema(many=True))
+def history(query):
+    """One metric of one system and partition over time."""
+    return metric_history(query["system"], query["partition"], query["key"])

@@ -1,0 +1,1 @@
+"""Acceptance benchmarks: results from ``mpi_examples`` stored, judged against references, plotted."""

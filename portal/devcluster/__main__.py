@@ -1,0 +1,48 @@
+"""Command line: ``python -m portal.devcluster {start,stop,status,env,destroy} --dir DIR``."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from portal.devcluster.cluster import ClusterError, LocalCluster
+
+DEFAULT_DIR = Path("/var/tmp/portal-devcluster")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="portal-devcluster", description=__doc__)
+    parser.add_argument("action", choices=["start", "stop", "status", "env", "destroy"])
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster folder")
+    parser.add_argument("--name", help="Slurm cluster name (default: from the folder)")
+    parser.add_argument("--timeout", type=float, default=60)
+    args = parser.parse_args(argv)
+    cluster = LocalCluster(args.dir, args.name)
+    try:
+        if args.action == "start":
+            LocalCluster.install_packages()
+            began = time.monotonic()
+            cluster.start(timeout=args.timeout)
+            print(f"cluster {cluster.cluster_name} ready in {time.monotonic() - began:.1f} s;"
+                  f" use: export SLURM_CONF={shlex.quote(str(cluster.conf_path))}")
+        elif args.action == "stop":
+            cluster.stop()
+        elif args.action == "destroy":
+            cluster.destroy()
+        elif args.action == "env":
+            for key, value in cluster.env.items():
+                print(f"export {key}={shlex.quote(value)}")
+        else:
+            for daemon, pid in cluster.status().items():
+                print(f"{daemon:10} {'running pid ' + str(pid) if pid else 'stopped'}")
+            return 0 if cluster.is_running() else 3
+    except ClusterError as exc:
+        print(f"portal-devcluster: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""A throwaway single-host Slurm cluster (munged, slurmdbd, slurmctld, slurmd) in one folder.
+
+Every daemon daemonizes itself and writes its own pid file under ``root/run``, so the
+cluster outlives the Python process that started it and can be stopped from another one.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import string
+import subprocess
+import time
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+DAEMONS = ("munged", "slurmdbd", "slurmctld", "slurmd")
+_LOGS = {"munged": "munged.log", "slurmdbd": "slurmdbd.log",
+         "slurmctld": "slurmctld.log", "slurmd": "slurmd.log"}
+_READY_NODE_STATES = {"idle", "mix", "alloc", "comp"}
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started or stopped; the message carries the log tail."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    slurmctld: int
+    slurmd: int
+    slurmdbd: int
+
+    @classmethod
+    def for_name(cls, name: str) -> Ports:
+        # Derived from the name so a demo and a test cluster can run side by side,
+        # away from Slurm's default 6817-6819.
+        base = 17000 + (zlib.crc32(name.encode()) % 1000) * 3
+        return cls(base, base + 1, base + 2)
+
+
+def _derive_name(root: Path) -> str:
+    name = re.sub(r"[^a-z0-9]", "", root.name.lower())[:20]
+    return name if name and name[0].isalpha() else f"dev{name}"[:20]
+
+
+def _pid_alive(pid: int) -> bool:
+    """True for a live process; a zombie counts as dead (PID 1 here may never reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    match = re.search(r"^State:\s+(\S)", status, re.M)
+    return bool(match) and match.group(1) not in ("Z", "X")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+
+
+class LocalCluster:
+    """One Slurm cluster whose config, state, logs and munge key all live under ``root``."""
+
+    def __init__(self, root: Path | str, name: str | None = None, *,
+                 ports: Ports | None = None, gpus: int = 2,
+                 db_host: str = "127.0.0.1", db_port: int = 3306) -> None:
+        self.root = Path(root).resolve()
+        self.conf_path = self.root / "etc" / "slurm.conf"
+        # The name picks the database and ports, so a later `stop`/`destroy` without
+        # --name must find the one the cluster was created with.
+        self.cluster_name = name or self._configured_name() or _derive_name(self.root)
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", self.cluster_name):
+            raise ValueError(f"cluster name {self.cluster_name!r}: use [a-z][a-z0-9_]*")
+        self.ports = ports or Ports.for_name(self.cluster_name)
+        self.gpus = gpus
+        self.db_host, self.db_port = db_host, db_port
+        self.db_name = f"slurm_acct_{self.cluster_name}"
+        self.db_user = f"slurm_{self.cluster_name}"[:32]
+        self.munge_socket = self.root / "munge" / "run" / "munge.socket"
+        self.jobs_dir = self.root / "jobs"
+
+    # ---- public API -------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables a Slurm client needs to talk to this cluster."""
+        return {"SLURM_CONF": str(self.conf_path)}
+
+    @staticmethod
+    def install_packages() -> None:
+        if all(shutil.which(p) or Path("/usr/sbin", p).exists()
+               for p in ("slurmctld", "slurmdbd", "munged")):
+            return
+        apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update"], check=True, env=apt_env)
+        subprocess.run(["apt-get", "install", "-y", "slurm-wlm", "slurmdbd", "munge"],
+                       check=True, env=apt_env)
+
+    def start(self, timeout: float = 60) -> None:
+        """Start whatever is not running and wait until the node is usable (idempotent)."""
+        deadline = time.monotonic() + timeout
+        if not self.conf_path.exists() or not self._db_exists():
+            self._write_config()
+        for daemon in DAEMONS:
+            self.start_daemon(daemon, deadline=deadline)
+        self._wait_node_ready(deadline)
+
+    def stop(self, timeout: float = 30) -> None:
+        for daemon in reversed(DAEMONS):
+            self.stop_daemon(daemon, timeout=timeout)
+
+    def destroy(self) -> None:
+        self.stop()
+        self._mysql(f"DROP DATABASE IF EXISTS `{self.db_name}`")
+        self._mysql(f"DROP USER IF EXISTS '{self.db_user}'@'localhost'",
+                    f"DROP USER IF EXISTS '{self.db_user}'@'127.0.0.1'")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def is_running(self) -> bool:
+        return all(self.daemon_pid(d) is not None for d in DAEMONS)
+
+    def status(self) -> dict[str, int | None]:
+        return {d: self.daemon_pid(d) for d in DAEMONS}
+
+    def daemon_pid(self, daemon: str) -> int | None:
+        """The PID of a running daemon, or None (a stale pid file is ignored)."""
+        try:
+            pid = int((self.root / "run" / f"{daemon}.pid").read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def start_daemon(self, daemon: str, *, timeout: float = 60,
+                     deadline: float | None = None) -> None:
+        deadline = deadline or time.monotonic() + timeout
+        if self.daemon_pid(daemon) is not None:
+            return
+        launch = getattr(self, f"_start_{daemon}")
+        launch()
+        self._wait_daemon_ready(daemon, deadline)
+
+    def stop_daemon(self, daemon: str, timeout: float = 30) -> None:
+        pid = self.daemon_pid(daemon)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+            time.sleep(0.1)
+        (self.root / "run" / f"{daemon}.pid").unlink(missing_ok=True)
+
+    def log_tail(self, daemon: str, lines: int = 25) -> str:
+        return (_tail(self.root / "log" / _LOGS[daemon], lines) + "\n"
+                + _tail(self.root / "log" / f"{daemon}.stderr", lines))
+
+    @staticmethod
+    def ensure_unix_user(name: str) -> str:
+        """Create a Unix user with a home folder if missing, so jobs can run as them."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", name):
+            raise ValueError(f"invalid Unix user name {name!r}")
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True,
+                           capture_output=True, text=True)
+        return name
+
+    # ---- configuration -----------------------------------------------------------------
+    def _configured_name(self) -> str | None:
+        try:
+            match = re.search(r"^ClusterName=(\S+)", self.conf_path.read_text(), re.M)
+        except FileNotFoundError:
+            return None
+        return match.group(1) if match else None
+
+    def _write_config(self) -> None:
+        for sub in ("etc", "state", "spool", "log", "run", "dev", "munge/run", "munge/lib"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        # Jobs run as ordinary users: they must reach the munge socket and a work folder.
+        self.root.chmod(0o755)
+        for sub in ("munge", "munge/run"):
+            (self.root / sub).chmod(0o755)
+        self.jobs_dir.mkdir(exist_ok=True)
+        self.jobs_dir.chmod(0o1777)
+        for index in range(self.gpus):
+            fake = self.root / "dev" / f"gpu{index}"
+            if not fake.is_symlink():
+                fake.symlink_to("/dev/null")
+        values = {
+            "cluster_name": self.cluster_name, "root": str(self.root),
+            "ctld_port": self.ports.slurmctld, "slurmd_port": self.ports.slurmd,
+            "dbd_port": self.ports.slurmdbd, "munge_socket": str(self.munge_socket),
+            "cpus": os.cpu_count() or 1, "real_memory": self._real_memory_mb(),
+            "gpus": self.gpus, "last_gpu": self.gpus - 1, "db_host": self.db_host, "db_port": self.db_port,
+            "db_user": self.db_user, "db_password": self._db_password(),
+            "db_name": self.db_name,
+        }
+        for name in ("slurm.conf", "slurmdbd.conf", "gres.conf"):
+            template = resources.files(__package__).joinpath("templates", name).read_text()
+            path = self.root / "etc" / name
+            path.write_text(string.Template(template).substitute(values))
+            path.chmod(0o600 if name == "slurmdbd.conf" else 0o644)
+        self._create_database()
+
+    @staticmethod
+    def _real_memory_mb() -> int:
+        total_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1])
+        # Leave room for the host; two clusters may share the machine.
+        return max(500, min(total_kb // 1024 // 4, 8000))
+
+    def _db_password(self) -> str:
+        return f"pw{zlib.crc32(str(self.root).encode()):08x}"
+
+    def _mysql(self, *statements: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["mysql", "-h", self.db_host, "-P", str(self.db_port), "-u", "root",
+             "-e", "; ".join(statements)],
+            check=True, capture_output=True, text=True)
+
+    def _db_exists(self) -> bool:
+        out = self._mysql(f"SHOW DATABASES LIKE '{self.db_name}'").stdout
+        return self.db_name in out
+
+    def _create_database(self) -> None:
+        statements = [f"CREATE DATABASE IF NOT EXISTS `{self.db_name}`"]
+        for host in ("localhost", "127.0.0.1"):
+            statements += [
+                f"CREATE USER IF NOT EXISTS '{self.db_user}'@'{host}'"
+                f" IDENTIFIED BY '{self._db_password()}'",
+                f"GRANT ALL ON `{self.db_name}`.* TO '{self.db_user}'@'{host}'",
+            ]
+        self._mysql(*statements)
+
+    # ---- daemons -----------------------------------------------------------------------
+    def _launch(self, daemon: str, argv: list[str]) -> None:
+        """Run a self-daemonizing program; its early errors land in log/<daemon>.stderr."""
+        env = {**os.environ, **self.env}
+        with open(self.root / "log" / f"{daemon}.stderr", "ab") as err:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                  env=env, start_new_session=True, check=False)
+        if proc.returncode != 0:
+            raise ClusterError(f"{daemon} exited with {proc.returncode}\n"
+                               + self.log_tail(daemon))
+
+    def _start_munged(self) -> None:
+        key = self.root / "munge" / "munge.key"
+        if not key.exists():
+            subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True,
+                           capture_output=True, text=True)
+            key.chmod(0o600)
+        self._launch("munged", [
+            "munged", f"--socket={self.munge_socket}", f"--key-file={key}",
+            f"--pid-file={self.root / 'run' / 'munged.pid'}",
+            f"--log-file={self.root / 'log' / 'munged.log'}",
+            f"--seed-file={self.root / 'munge' / 'lib' / 'munged.seed'}", "--force",
+        ])
+
+    def _start_slurmdbd(self) -> None:
+        self._launch("slurmdbd", ["slurmdbd"])
+
+    def _start_slurmctld(self) -> None:
+        self._launch("slurmctld", ["slurmctld", "-f", str(self.conf_path)])
+
+    def _start_slurmd(self) -> None:
+        self._launch("slurmd", ["slurmd", "-N", "localhost", "-f", str(self.conf_path)])
+
+    def _client(self, argv: list[str], stdin: str | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                              env={**os.environ, **self.env}, timeout=15, check=False)
+
+    def _daemon_ready(self, daemon: str) -> bool:
+        if daemon == "munged":
+            cred = self._client(["munge", "-S", str(self.munge_socket), "-n"])
+            return cred.returncode == 0 and self._client(
+                ["unmunge", "-S", str(self.munge_socket)], stdin=cred.stdout).returncode == 0
+        if daemon == "slurmdbd":
+            return self._client(["sacctmgr", "-n", "show", "cluster"]).returncode == 0
+        if daemon == "slurmctld":
+            return self._client(["scontrol", "ping"]).stdout.count("UP") > 0
+        return True  # slurmd readiness is the node state, checked by _wait_node_ready
+
+    def _wait_daemon_ready(self, daemon: str, deadline: float) -> None:
+        while True:
+            # The pid file appears a moment after the parent returns.
+            alive = self.daemon_pid(daemon) is not None
+            try:
+                if alive and self._daemon_ready(daemon):
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() > deadline:
+                state = "is not ready" if alive else "did not start or died"
+                raise ClusterError(f"{daemon} {state} in {self.root}\n{self.log_tail(daemon)}")
+            time.sleep(0.3)
+
+    def _wait_node_ready(self, deadline: float) -> None:
+        state = ""
+        while time.monotonic() < deadline:
+            for daemon in DAEMONS:
+                if self.daemon_pid(daemon) is None:
+                    raise ClusterError(f"{daemon} died\n{self.log_tail(daemon)}")
+            out = self._client(["sinfo", "-h", "-n", "localhost", "-o", "%t"]).stdout
+            # A suffix such as "idle*" means not responding: only the bare state counts.
+            state = out.split()[0] if out.split() else ""
+            if state in _READY_NODE_STATES:
+                return
+            if state.startswith(("inval", "drain")):
+                break
+            time.sleep(0.3)
+        raise ClusterError(f"node localhost is {state or 'unknown'!r}, not idle\n"
+                           + self.log_tail("slurmd") + "\n" + self.log_tail("slurmctld"))

@@ -1,0 +1,60 @@
+"""pytest fixtures for a real Slurm cluster: ``pytest_plugins = ["portal.devcluster.pytest_plugin"]``.
+
+The cluster lives in a fixed folder with its own name and ports, so it never touches a demo
+cluster. A cluster that cannot start fails the tests that need it: skipping would hide it.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from portal.devcluster.cluster import ClusterError, LocalCluster
+
+TEST_CLUSTER_DIR = Path(os.environ.get("PORTAL_TEST_SLURM_DIR", "/var/tmp/portal-test-slurm"))
+TEST_CLUSTER_NAME = "portaltest"
+T = TypeVar("T")
+
+
+def unique_name(prefix: str = "t") -> str:
+    """An account name no other test (or earlier run) uses: the database outlives runs."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
+    """Poll until probe() is truthy; Slurm applies many changes a scheduler pass later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[LocalCluster]:
+    cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME)
+    began = time.monotonic()
+    try:
+        LocalCluster.install_packages()
+        cluster.start(timeout=90)
+    except (ClusterError, OSError) as exc:
+        pytest.fail(f"the test Slurm cluster in {TEST_CLUSTER_DIR} did not start: {exc}",
+                    pytrace=False)
+    cluster.start_seconds = time.monotonic() - began  # type: ignore[attr-defined]
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_scheduler(slurm_cluster: LocalCluster):
+    from portal.slurm import make_scheduler
+
+    return make_scheduler("cli", env=slurm_cluster.env)

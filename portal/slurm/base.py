@@ -1,0 +1,86 @@
+"""The scheduler port: the one interface the portal codes against."""
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from portal.slurm.types import (AccountInfo, AssociationInfo, JobRequest, JobStatus,
+                                PartitionInfo, UsageRecord)
+
+
+class Scheduler(abc.ABC):
+    """A batch scheduler plus its accounting database.
+
+    Every method raises :class:`~portal.slurm.errors.SchedulerUnreachable` when the
+    scheduler cannot be reached, :class:`~portal.slurm.errors.InvalidName` before running
+    anything when a name is unsafe, and :class:`~portal.slurm.errors.SchedulerCommandFailed`
+    when the scheduler refuses. Adding what exists and removing what is gone succeed.
+    """
+
+    @abc.abstractmethod
+    def cluster_name(self) -> str: ...
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Return if the controller answers, else raise SchedulerUnreachable."""
+
+    @abc.abstractmethod
+    def partitions(self) -> list[PartitionInfo]: ...
+
+    @abc.abstractmethod
+    def submit(self, request: JobRequest) -> str:
+        """Submit a batch job and return its id."""
+
+    @abc.abstractmethod
+    def jobs(self, *, user: str | None = None, account: str | None = None,
+             job_ids: Sequence[str] | None = None) -> list[JobStatus]:
+        """Jobs in the queue (pending, running, and recently finished)."""
+
+    @abc.abstractmethod
+    def job(self, job_id: str) -> JobStatus:
+        """One job from the queue, or from accounting once it has left the queue."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def accounts(self) -> list[AccountInfo]: ...
+
+    @abc.abstractmethod
+    def associations(self, account: str | None = None) -> list[AssociationInfo]: ...
+
+    @abc.abstractmethod
+    def add_account(self, name: str, *, parent: str | None = None, description: str = "",
+                    organization: str = "", grp_tres_mins: Mapping[str, int] | None = None,
+                    grp_submit_jobs: int | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def modify_account(self, name: str, *, grp_tres_mins: Mapping[str, int] | None = None,
+                       grp_submit_jobs: int | None = None) -> None:
+        """Change limits; a TRES value of -1 or grp_submit_jobs=-1 clears that limit."""
+
+    @abc.abstractmethod
+    def remove_account(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_user(self, account: str, user: str, *, partition: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def remove_user(self, account: str, user: str) -> None: ...
+
+    def wait_for_association(self, account: str, user: str, timeout: float = 30) -> None:
+        """Block until the controller will accept jobs for (account, user).
+
+        Accounting changes reach the controller a moment after they are stored; adapters
+        whose changes are synchronous need not override this.
+        """
+
+    @abc.abstractmethod
+    def usage(self, start: datetime, end: datetime,
+              accounts: Sequence[str] | None = None) -> list[UsageRecord]:
+        """Jobs (allocations, not steps) that ran between start and end, all users."""
+
+    @abc.abstractmethod
+    def account_balance(self, account: str) -> Mapping[str, int]:
+        """TRES-minutes used by the account so far, e.g. {'cpu': 12, 'gres/gpu': 0}."""

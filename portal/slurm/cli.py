@@ -1,0 +1,271 @@
+"""The default adapter: drives Slurm through its command-line clients."""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from portal.slurm import names
+from portal.slurm.base import Scheduler
+from portal.slurm.errors import SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
+from portal.slurm.parsing import (SACCT_FIELDS, format_tres, jobs_from_sacct,
+                                  jobs_from_squeue_json, parse_int, parse_pipe_rows,
+                                  parse_tres, partitions_from_scontrol, usage_from_sacct)
+from portal.slurm.runner import CommandRunner
+from portal.slurm.types import (AccountInfo, AssociationInfo, JobRequest, JobStatus,
+                                PartitionInfo, UsageRecord)
+
+# sacctmgr reports "nothing to do" on stdout with a non-zero status; for us that is success.
+IDEMPOTENT = ("Nothing new added", "Nothing deleted", "Nothing modified")
+_ASSOC_FIELDS = ("Account", "ParentName", "User", "Partition", "GrpTRESMins", "GrpSubmit")
+_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def _sacct_time(moment: datetime) -> str:
+    # Clients run with TZ=UTC, so aware datetimes are converted and naive ones taken as UTC.
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _limit_args(grp_tres_mins: Mapping[str, int] | None,
+                grp_submit_jobs: int | None) -> list[str]:
+    args = []
+    if grp_tres_mins:
+        for key, value in grp_tres_mins.items():
+            names.validate_tres_name(key)
+            names.validate_count(value, f"GrpTRESMins {key}", minimum=-1)
+        args.append(f"GrpTRESMins={format_tres(grp_tres_mins)}")
+    if grp_submit_jobs is not None:
+        names.validate_count(grp_submit_jobs, "GrpSubmitJobs", minimum=-1)
+        args.append(f"GrpSubmitJobs={grp_submit_jobs}")
+    return args
+
+
+class CliScheduler(Scheduler):
+    """Slurm through sbatch/squeue/sacct/sacctmgr/scontrol.
+
+    ``slurm_conf`` selects the cluster (exported as SLURM_CONF), ``bin_dir`` where the
+    clients live, ``env`` extra variables for them. Jobs get a minimal environment (PATH,
+    HOME, USER, SLURM_CONF plus the request's ``environment``), never the portal's own.
+    """
+
+    def __init__(self, slurm_conf: str | None = None, bin_dir: str | None = None,
+                 timeout: float = 15, env: Mapping[str, str] | None = None,
+                 cluster: str | None = None) -> None:
+        client_env = dict(env or {})
+        if slurm_conf:
+            client_env["SLURM_CONF"] = slurm_conf
+        self.runner = CommandRunner(bin_dir=bin_dir, timeout=timeout, env=client_env)
+        self.cluster = names.validate_account_name(cluster) if cluster else None
+
+    # ---- cluster ------------------------------------------------------------------------
+    def cluster_name(self) -> str:
+        match = re.search(r"^ClusterName\s*=\s*(\S+)",
+                          self.runner.run(["scontrol", "show", "config"]), re.M)
+        if not match:
+            raise SchedulerError("scontrol show config printed no ClusterName")
+        return match.group(1)
+
+    def ping(self) -> None:
+        output = self.runner.run(["scontrol", "ping"], ok_patterns=("is DOWN",))
+        if "is UP" not in output:
+            raise SchedulerUnreachable(f"slurmctld is not answering: {output.strip()}")
+
+    def partitions(self) -> list[PartitionInfo]:
+        return partitions_from_scontrol(
+            self.runner.run(["scontrol", "show", "partition", "--oneliner"]),
+            self.runner.run(["scontrol", "show", "node", "--oneliner"]))
+
+    # ---- jobs ---------------------------------------------------------------------------
+    def submit(self, request: JobRequest) -> str:
+        argv, env = self._sbatch_command(request)
+        output = self.runner.run(argv, stdin=request.script, extra_env=env)
+        job_id = output.strip().split(";")[0]
+        return names.validate_job_id(job_id)
+
+    def _sbatch_command(self, req: JobRequest) -> tuple[list[str], dict[str, str]]:
+        """Validate a request and turn it into sbatch argv and the job's environment."""
+        if not req.script.startswith("#!") or "\0" in req.script:
+            raise names.InvalidName("job script must start with #! and contain no NUL bytes")
+        argv = ["sbatch", "--parsable", "--export=ALL",
+                f"--account={names.validate_account_name(req.account)}",
+                f"--partition={names.validate_partition_name(req.partition)}",
+                f"--job-name={names.validate_job_name(req.job_name)}",
+                f"--time={names.validate_count(req.time_limit_minutes, 'time limit', 1)}",
+                f"--nodes={names.validate_count(req.nodes, 'nodes', 1)}",
+                f"--ntasks={names.validate_count(req.ntasks, 'ntasks', 1)}",
+                f"--cpus-per-task={names.validate_count(req.cpus_per_task, 'cpus per task', 1)}",
+                f"--chdir={names.validate_path(req.workdir, 'workdir')}"]
+        if names.validate_count(req.gpus, "gpus"):
+            argv.append(f"--gpus={req.gpus}")
+        if req.mem_mb is not None:
+            argv.append(f"--mem={names.validate_count(req.mem_mb, 'memory (MB)', 1)}M")
+        if req.output is not None:
+            argv.append(f"--output={names.validate_path(req.output, 'output')}")
+        if req.array is not None:
+            argv.append(f"--array={names.validate_array_spec(req.array)}")
+        env = {"PATH": _JOB_PATH}
+        for key, value in (req.environment or {}).items():
+            names.validate_env_key(key)
+            env[key] = names.validate_text(value, f"value of {key}", max_len=4096)
+        if req.user is not None:
+            account = self._unix_user(names.validate_user_name(req.user))
+            env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+            if account.pw_uid != os.geteuid():
+                if os.geteuid() != 0:
+                    raise SchedulerError(f"only root may submit jobs as {req.user}")
+                argv += [f"--uid={account.pw_name}", f"--gid={account.pw_gid}"]
+        return argv, env
+
+    @staticmethod
+    def _unix_user(name: str) -> pwd.struct_passwd:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            raise SchedulerError(f"no Unix user {name!r} on this host") from None
+
+    def jobs(self, *, user: str | None = None, account: str | None = None,
+             job_ids: Sequence[str] | None = None) -> list[JobStatus]:
+        if user is not None:
+            names.validate_user_name(user)
+        if account is not None:
+            names.validate_account_name(account)
+        wanted = {names.validate_job_id(j) for j in job_ids} if job_ids is not None else None
+        # 22.05's squeue --json ignores -j/-u/-A and returns every job: filter here.
+        return [job for job in jobs_from_squeue_json(self._squeue_json())
+                if (user is None or job.user == user)
+                and (account is None or job.account == account)
+                and (wanted is None or job.job_id in wanted)]
+
+    def _squeue_json(self) -> dict[str, Any]:
+        document = json.loads(self.runner.run(["squeue", "--json"]))
+        if document.get("errors"):
+            # squeue --json exits 0 with an "Unspecified error" when slurmctld is down;
+            # ping tells that apart from a real failure.
+            self.ping()
+            raise SchedulerCommandFailed(["squeue", "--json"], 0, str(document["errors"]))
+        return document
+
+    def job(self, job_id: str) -> JobStatus:
+        found = self.jobs(job_ids=[job_id])
+        if found:
+            return found[0]
+        output = self.runner.run(["sacct", "--allusers", "-X", "-P", "-n", f"--jobs={job_id}",
+                                  f"--format={','.join(SACCT_FIELDS)}"])
+        found = [j for j in jobs_from_sacct(output) if j.job_id == job_id]
+        if not found:
+            raise SchedulerError(f"unknown job {job_id}")
+        return found[0]
+
+    def cancel(self, job_id: str) -> None:
+        self.runner.run(["scancel", names.validate_job_id(job_id)],
+                        ok_patterns=("already completing or completed",))
+
+    # ---- accounting ---------------------------------------------------------------------
+    def sacctmgr(self, args: Sequence[str]) -> str:
+        """Run one sacctmgr command without prompting; 'nothing to do' counts as success.
+
+        Callers validate names first: this is the low-level door for batched changes.
+        """
+        return self.runner.run(["sacctmgr", "-i", *args], ok_patterns=IDEMPOTENT)
+
+    def _show(self, entity: str, fields: Sequence[str], *conditions: str) -> list[dict[str, str]]:
+        output = self.sacctmgr(["-P", "-n", "show", entity, *conditions, *self._cluster_args(),
+                                f"format={','.join(fields)}"])
+        return list(parse_pipe_rows(output, fields))
+
+    def accounts(self) -> list[AccountInfo]:
+        limits = {row["Account"]: row for row in self._show("association", _ASSOC_FIELDS)
+                  if not row["User"] and not row["Partition"]}
+        result = []
+        for row in self._show("account", ("Account", "Descr", "Org")):
+            assoc = limits.get(row["Account"], {})
+            result.append(AccountInfo(
+                name=row["Account"], parent=assoc.get("ParentName") or None,
+                description=row["Descr"], organization=row["Org"],
+                grp_tres_mins=parse_tres(assoc.get("GrpTRESMins")),
+                grp_submit_jobs=parse_int(assoc.get("GrpSubmit"))))
+        return result
+
+    def associations(self, account: str | None = None) -> list[AssociationInfo]:
+        conditions = [f"account={names.validate_account_name(account)}"] if account else []
+        return [AssociationInfo(
+            account=row["Account"], user=row["User"] or None,
+            partition=row["Partition"] or None,
+            grp_tres_mins=parse_tres(row["GrpTRESMins"]),
+            grp_submit_jobs=parse_int(row["GrpSubmit"]),
+        ) for row in self._show("association", _ASSOC_FIELDS, *conditions)]
+
+    def _cluster_args(self) -> list[str]:
+        return [f"cluster={self.cluster}"] if self.cluster else []
+
+    def add_account(self, name: str, *, parent: str | None = None, description: str = "",
+                    organization: str = "", grp_tres_mins: Mapping[str, int] | None = None,
+                    grp_submit_jobs: int | None = None) -> None:
+        args = ["add", "account", names.validate_account_name(name), *self._cluster_args(),
+                # sacctmgr defaults both to the name; say it explicitly so reads are stable.
+                f"Description={names.validate_text(description or name, 'description')}",
+                f"Organization={names.validate_text(organization or name, 'organization')}"]
+        if parent:
+            args.append(f"Parent={names.validate_account_name(parent)}")
+        self.sacctmgr(args + _limit_args(grp_tres_mins, grp_submit_jobs))
+
+    def modify_account(self, name: str, *, grp_tres_mins: Mapping[str, int] | None = None,
+                       grp_submit_jobs: int | None = None) -> None:
+        settings = _limit_args(grp_tres_mins, grp_submit_jobs)
+        names.validate_account_name(name)
+        if settings:
+            self.sacctmgr(["modify", "account", "where", f"name={name}",
+                           *self._cluster_args(), "set", *settings])
+
+    def remove_account(self, name: str) -> None:
+        self.sacctmgr(["delete", "account", "where",
+                       f"name={names.validate_account_name(name)}", *self._cluster_args()])
+
+    def add_user(self, account: str, user: str, *, partition: str | None = None) -> None:
+        args = ["add", "user", names.validate_user_name(user),
+                f"Account={names.validate_account_name(account)}", *self._cluster_args()]
+        if partition:
+            args.append(f"Partition={names.validate_partition_name(partition)}")
+        self.sacctmgr(args)
+
+    def remove_user(self, account: str, user: str) -> None:
+        self.sacctmgr(["delete", "user", "where", f"name={names.validate_user_name(user)}",
+                       f"account={names.validate_account_name(account)}",
+                       *self._cluster_args()])
+
+    def wait_for_association(self, account: str, user: str, timeout: float = 30) -> None:
+        argv = ["scontrol", "show", "assoc_mgr", "flags=assoc",
+                f"accounts={names.validate_account_name(account)}",
+                f"users={names.validate_user_name(user)}"]
+        deadline = time.monotonic() + timeout
+        while f"UserName={user}(" not in self.runner.run(argv):
+            if time.monotonic() > deadline:
+                raise SchedulerError(f"slurmctld did not learn of {user} in {account}"
+                                     f" within {timeout:g} s")
+            time.sleep(0.25)
+
+    def usage(self, start: datetime, end: datetime,
+              accounts: Sequence[str] | None = None) -> list[UsageRecord]:
+        argv = ["sacct", "--allusers", "-X", "-P", "-n", f"--starttime={_sacct_time(start)}",
+                f"--endtime={_sacct_time(end)}", f"--format={','.join(SACCT_FIELDS)}"]
+        if accounts is not None:
+            if not accounts:
+                return []
+            argv.append("--accounts=" + ",".join(map(names.validate_account_name, accounts)))
+        return usage_from_sacct(self.runner.run(argv))
+
+    def account_balance(self, account: str) -> Mapping[str, int]:
+        output = self.runner.run(["sshare", "-P", "-n", "-A",
+                                  names.validate_account_name(account),
+                                  "--format=Account,User,GrpTRESRaw"])
+        for row in parse_pipe_rows(output, ("Account", "User", "GrpTRESRaw")):
+            if row["Account"] == account and not row["User"]:
+                return parse_tres(row["GrpTRESRaw"])
+        raise SchedulerCommandFailed(["sshare", "-A", account], 0, f"no account {account}")

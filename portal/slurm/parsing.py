@@ -1,0 +1,193 @@
+"""Pure parsers for Slurm client output; no commands run here, so all of it is unit-tested."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from portal.slurm.types import (JobState, JobStatus, PartitionInfo, UsageRecord,
+                                job_state_from_slurm)
+
+_UNSET = {"", "none", "unknown", "n/a", "(null)", "unlimited", "infinite", "partition_limit"}
+_DURATION = re.compile(
+    r"(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?")
+
+SACCT_FIELDS = ("JobIDRaw", "JobName", "Account", "User", "Partition", "State", "Reason",
+                "Submit", "Start", "End", "ElapsedRaw", "AllocCPUS", "CPUTimeRAW",
+                "AllocTRES", "ExitCode", "TimelimitRaw")
+
+
+def _blank(text: object) -> bool:
+    return text is None or str(text).strip().lower() in _UNSET
+
+
+def parse_int(text: object) -> int | None:
+    """An integer, or None for Slurm's empty/UNLIMITED/N/A spellings."""
+    if _blank(text):
+        return None
+    return int(float(str(text).strip()))
+
+
+def parse_slurm_duration(text: str) -> int | None:
+    """A Slurm time limit in whole minutes (seconds round up); None means unlimited.
+
+    Formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (as sbatch --time documents them).
+    """
+    if _blank(text):
+        return None
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a Slurm duration: {text!r}")
+    days = int(match["days"] or 0)
+    parts = [int(p) for p in (match["a"], match["b"], match["c"]) if p is not None]
+    if match["days"] is not None:  # D-H[:M[:S]]
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    elif len(parts) == 2:
+        hours, (minutes, seconds) = 0, parts
+    else:
+        hours, minutes, seconds = 0, parts[0], 0
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return -(-total // 60)
+
+
+def parse_slurm_time(text: object) -> datetime | None:
+    """An ISO timestamp printed with TZ=UTC (or epoch seconds from --json), as UTC."""
+    if isinstance(text, int | float):
+        return datetime.fromtimestamp(text, timezone.utc) if text > 0 else None
+    if _blank(text):
+        return None
+    return datetime.fromisoformat(str(text).strip()).replace(tzinfo=timezone.utc)
+
+
+def parse_tres(text: str | None) -> dict[str, int]:
+    """'cpu=2,mem=100M,gres/gpu=1' -> {'cpu': 2, 'mem': 100, 'gres/gpu': 1}."""
+    result: dict[str, int] = {}
+    for item in (text or "").split(","):
+        key, sep, value = item.strip().partition("=")
+        number = re.match(r"-?\d+(\.\d+)?", value.strip())
+        if sep and key and number:
+            result[key] = int(float(number.group()))
+    return result
+
+
+def format_tres(tres: Mapping[str, int]) -> str:
+    return ",".join(f"{key}={value}" for key, value in tres.items())
+
+
+def parse_gres_gpus(gres: str | None) -> int:
+    """GPUs in a node's Gres string: 'gpu:2', 'gpu:a100:4(S:0-1),shard:8' -> 2, 4."""
+    total = 0
+    for item in re.split(r",(?![^(]*\))", gres or ""):
+        fields = re.sub(r"\(.*\)", "", item).split(":")
+        if fields[0] == "gpu" and fields[-1].isdigit() and len(fields) > 1:
+            total += int(fields[-1])
+    return total
+
+
+def parse_key_values(line: str) -> dict[str, str]:
+    """One record of `scontrol show ... --oneliner`; values may contain spaces."""
+    keys = list(re.finditer(r"(?:^|\s)([A-Za-z][\w/:.]*)=", line))
+    return {m.group(1): line[m.end():keys[i + 1].start() if i + 1 < len(keys) else None].strip()
+            for i, m in enumerate(keys)}
+
+
+def parse_pipe_rows(text: str, fields: Sequence[str]) -> Iterator[dict[str, str]]:
+    """Rows of `-P -n` output as dicts keyed by the requested fields."""
+    for line in text.splitlines():
+        if line.strip():
+            values = line.split("|")
+            yield dict(zip(fields, (v.strip() for v in values)))
+
+
+def partitions_from_scontrol(partition_text: str, node_text: str) -> list[PartitionInfo]:
+    nodes = [parse_key_values(line) for line in node_text.splitlines() if "NodeName=" in line]
+    result = []
+    for line in partition_text.splitlines():
+        if "PartitionName=" not in line:
+            continue
+        part = parse_key_values(line)
+        members = [n for n in nodes if part["PartitionName"] in n.get("Partitions", "").split(",")]
+        total_nodes = parse_int(part.get("TotalNodes")) or 0
+        result.append(PartitionInfo(
+            name=part["PartitionName"],
+            is_default=part.get("Default") == "YES",
+            state=part.get("State", "UNKNOWN"),
+            max_time_minutes=parse_slurm_duration(part.get("MaxTime", "UNLIMITED")),
+            default_time_minutes=parse_slurm_duration(part.get("DefaultTime", "NONE")),
+            max_nodes=parse_int(part.get("MaxNodes")),
+            total_nodes=total_nodes,
+            total_cpus=parse_int(part.get("TotalCPUs")) or 0,
+            # Heterogeneous partitions: the smallest node is what a job can count on.
+            cpus_per_node=min((parse_int(n.get("CPUTot")) or 0 for n in members), default=0),
+            gpus_per_node=min((parse_gres_gpus(n.get("Gres")) for n in members), default=0),
+            mem_per_node_mb=min((m for n in members
+                                 if (m := parse_int(n.get("RealMemory"))) is not None),
+                                default=None),
+            max_cpus_per_node=parse_int(part.get("MaxCPUsPerNode")),
+        ))
+    return result
+
+
+def jobs_from_squeue_json(document: Mapping[str, Any],
+                          now: datetime | None = None) -> list[JobStatus]:
+    """Jobs from the parsed output of `squeue --json` (OpenAPI v0.0.38)."""
+    now = now or datetime.now(timezone.utc)
+    jobs = []
+    for raw in document.get("jobs", []):
+        state = job_state_from_slurm(raw.get("job_state", ""))
+        start, end = parse_slurm_time(raw.get("start_time")), parse_slurm_time(raw.get("end_time"))
+        running = state not in (JobState.PENDING, JobState.REQUEUED) and start is not None
+        elapsed = None
+        if running and start <= now:
+            stop = end if state.is_final and end else now
+            elapsed = max(0, int((min(stop, now) - start).total_seconds()))
+        task = raw.get("array_task_id")
+        job_id = (f"{raw['array_job_id']}_{task}" if raw.get("array_job_id") and task is not None
+                  else str(raw["job_id"]))
+        reason = raw.get("state_reason")
+        jobs.append(JobStatus(
+            job_id=job_id, name=raw.get("name", ""), state=state,
+            reason=None if _blank(reason) else reason,
+            account=raw.get("account", ""), user=raw.get("user_name", ""),
+            partition=raw.get("partition", ""),
+            submit_time=parse_slurm_time(raw.get("submit_time")),
+            start_time=start if running else None, end_time=end if state.is_final else None,
+            time_limit_minutes=parse_int(raw.get("time_limit")),
+            exit_code=None if raw.get("exit_code") is None else str(raw["exit_code"]),
+            elapsed_seconds=elapsed, alloc_cpus=parse_int(raw.get("cpus")),
+            slurm_state=str(raw.get("job_state", "")),
+        ))
+    return jobs
+
+
+def jobs_from_sacct(text: str) -> list[JobStatus]:
+    return [JobStatus(
+        job_id=row["JobIDRaw"], name=row["JobName"], state=job_state_from_slurm(row["State"]),
+        reason=None if _blank(row["Reason"]) else row["Reason"], account=row["Account"],
+        user=row["User"], partition=row["Partition"],
+        submit_time=parse_slurm_time(row["Submit"]), start_time=parse_slurm_time(row["Start"]),
+        end_time=parse_slurm_time(row["End"]),
+        time_limit_minutes=parse_int(row["TimelimitRaw"]), exit_code=row["ExitCode"] or None,
+        elapsed_seconds=parse_int(row["ElapsedRaw"]), alloc_cpus=parse_int(row["AllocCPUS"]),
+        slurm_state=row["State"],
+    ) for row in parse_pipe_rows(text, SACCT_FIELDS)]
+
+
+def usage_from_sacct(text: str) -> list[UsageRecord]:
+    records = []
+    for row in parse_pipe_rows(text, SACCT_FIELDS):
+        elapsed = parse_int(row["ElapsedRaw"]) or 0
+        records.append(UsageRecord(
+            job_id=row["JobIDRaw"], account=row["Account"], user=row["User"],
+            partition=row["Partition"], state=job_state_from_slurm(row["State"]),
+            submit_time=parse_slurm_time(row["Submit"]),
+            start_time=parse_slurm_time(row["Start"]), end_time=parse_slurm_time(row["End"]),
+            elapsed_seconds=elapsed, alloc_cpus=parse_int(row["AllocCPUS"]) or 0,
+            cpu_seconds=parse_int(row["CPUTimeRAW"]) or 0,
+            gpu_seconds=parse_tres(row["AllocTRES"]).get("gres/gpu", 0) * elapsed,
+            alloc_tres=row["AllocTRES"],
+        ))
+    return records
