@@ -23,7 +23,7 @@ pytest_plugins = ["portal.devcluster.pytest_plugin"]
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_test"
 
 
-def recreate_postgres_database(url: str) -> None:
+def recreate_postgres_database(url: str, *, drop_only: bool = False) -> None:
     """Drop and create the database named in ``url`` (a throwaway test database)."""
     parsed = make_url(url)
     name = parsed.database
@@ -32,16 +32,24 @@ def recreate_postgres_database(url: str) -> None:
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            if not drop_only:
+                conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         pytest.exit(f"PostgreSQL is required for the tests and could not be reached at {url}: {exc}", returncode=3)
 
 
+def session_database_url(suffix: str = "") -> str:
+    """This test session's own database: two sessions at once never drop each other's."""
+    url = make_url(os.environ.get("PORTAL_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL))
+    return url.set(database=f"{url.database}{suffix}_{os.getpid()}").render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    url = os.environ.get("PORTAL_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+def database_url() -> Iterator[str]:
+    url = session_database_url()
     recreate_postgres_database(url)
-    return url
+    yield url
+    recreate_postgres_database(url, drop_only=True)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +57,9 @@ def app(database_url: str, tmp_path_factory) -> Iterator[Flask]:
     from flask_migrate import upgrade
 
     instance = tmp_path_factory.mktemp("instance")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "INSTANCE_PATH": str(instance)})
+    # Tests sign in many times from one address; tests of rate limiting set their own limits.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "INSTANCE_PATH": str(instance),
+                      "LOGIN_RATE_LIMIT": "10000/60"})
     with app.app_context():
         upgrade()  # the schema comes from the migrations, as in production
     yield app

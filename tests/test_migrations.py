@@ -9,16 +9,17 @@ from sqlalchemy import inspect
 
 from portal import create_app
 from portal.extensions import db
-from tests.conftest import recreate_postgres_database
+from tests.conftest import recreate_postgres_database, session_database_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request, tmp_path, database_url):
+def empty_database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
-    url = database_url.rsplit("/", 1)[0] + "/portal_migrations_test"
+    url = session_database_url("_migrations")
     recreate_postgres_database(url)
-    return url
+    yield url
+    recreate_postgres_database(url, drop_only=True)
 
 
 def test_upgrade_from_empty_matches_models_and_downgrades(empty_database_url, tmp_path):
