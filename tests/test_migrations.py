@@ -15,7 +15,8 @@ from tests.conftest import recreate_postgres_database, session_database_url
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database_url(request, tmp_path):
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
+        return
     url = session_database_url("_migrations")
     recreate_postgres_database(url)
     yield url

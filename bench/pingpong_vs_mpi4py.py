@@ -1,0 +1,114 @@
+"""Ping-pong of mpi_examples against ``python -m mpi4py.bench pingpong``, size by size.
+
+Both run under ``mpirun -n 2`` with the same warm-up and iteration counts, alternating,
+``--repeat`` times; the median per size is compared. A third variant runs mpi4py.bench with
+``numpy.empty`` patched to write its buffers, which separates the zero-page effect (an
+unwritten np.empty buffer maps the kernel's shared zero page and reads faster than real
+data) from any difference between the two harnesses.
+
+    python bench/pingpong_vs_mpi4py.py [--max-size 16M] [--repeat 3]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ITERS = ["-s", "100", "-l", "1000", "--skip-large", "10", "--loop-large", "100",
+         "--large-size", "16384", "--skip-huge", "2", "--loop-huge", "20",
+         "--huge-size", "1048576"]  # the same schedule as mpi_examples' defaults
+
+
+def mpirun() -> list[str]:
+    cmd = [shutil.which("mpirun") or "mpirun", "--oversubscribe", "-n", "2"]
+    return cmd[:1] + (["--allow-run-as-root"] if os.geteuid() == 0 else []) + cmd[1:]
+
+
+def run_ours(max_size: int) -> dict[int, float]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
+        subprocess.run([*mpirun(), sys.executable, "-m", "mpi_examples", "pingpong",
+                        "--array", "numpy", "--max-size", str(max_size), "--json", tmp.name],
+                       cwd=REPO, check=True, capture_output=True)
+        doc = json.loads(Path(tmp.name).read_text())
+    return {m["size"]: m["mean"] * 1e-6 for m in doc["metrics"] if m["metric"] == "latency"}
+
+
+def run_mpi4py(max_size: int, written: bool) -> dict[int, float]:
+    argv = [*mpirun(), sys.executable, __file__, "--worker"] if written else \
+        [*mpirun(), sys.executable, "-m", "mpi4py.bench"]
+    out = subprocess.run([*argv, "pingpong", "-n", str(max_size), *ITERS], cwd=REPO,
+                         check=True, capture_output=True, text=True).stdout
+    times = {}
+    for line in out.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = line.replace("|", " ").split()
+        times[int(fields[0])] = float(fields[2])  # size, MB/s, mean time [s]
+    return times
+
+
+def worker(argv) -> None:
+    """mpi4py.bench with buffers written before use (runs under mpirun)."""
+    import numpy
+
+    empty = numpy.empty
+
+    def written_empty(*args, **kwargs):
+        buf = empty(*args, **kwargs)
+        buf.fill(0x5A)
+        return buf
+
+    numpy.empty = written_empty
+    from mpi4py.bench import main
+
+    main(argv)
+
+
+def median_runs(func, repeat: int) -> dict[int, float]:
+    runs = [func() for _ in range(repeat)]
+    return {size: statistics.median(r[size] for r in runs) for size in runs[0]}
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2:])
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--max-size", type=lambda s: int(s.rstrip("Mm")) << 20 if s[-1] in "Mm" else int(s),
+                   default=16 << 20)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    ours, theirs, written = {}, {}, {}
+    runs = []
+    for _ in range(args.repeat):  # alternate so drift hits all three alike
+        runs.append((run_ours(args.max_size), run_mpi4py(args.max_size, False),
+                     run_mpi4py(args.max_size, True)))
+    for i, target in enumerate((ours, theirs, written)):
+        for size in runs[0][i]:
+            target[size] = statistics.median(r[i][size] for r in runs)
+    print("# ping-pong, mpirun -n 2, median of", args.repeat, "runs each; ratio = mpi_examples / mpi4py")
+    print(f"# {'size [B]':>10} {'ours [us]':>10} {'mpi4py':>10} {'written':>10} "
+          f"{'BW ours':>10} {'BW mpi4py':>10} {'ratio':>7} {'ratio/w':>8}  note  (BW in MB/s)")
+    worst = 0.0
+    for size in sorted(ours):
+        o, t, w = ours[size], theirs[size], written[size]
+        ratio, ratio_w = t / o, w / o  # bandwidth ratio ours/mpi4py = time ratio mpi4py/ours
+        worst = max(worst, abs(ratio_w - 1))
+        note = ""
+        if ratio < 0.9 and ratio_w >= 0.9:
+            note = "mpi4py.bench inflated by unwritten np.empty (zero page)"
+        elif abs(ratio - 1) > 0.1:
+            note = "outside 10 %"
+        print(f"  {size:>10} {o * 1e6:>10.3f} {t * 1e6:>10.3f} {w * 1e6:>10.3f} "
+              f"{size / o / 1e6:>10.1f} {size / t / 1e6:>10.1f} {ratio:>7.3f} {ratio_w:>8.3f}  {note}")
+    print(f"# largest deviation from mpi4py.bench with written buffers: {100 * worst:.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
