@@ -6,7 +6,7 @@ from marshmallow import Schema, fields
 
 from portal.api.schemas import BenchmarkRunSchema, BenchmarkRunSummarySchema
 from portal.benchmarks.models import BenchmarkRun
-from portal.benchmarks.operations import InvalidResult, ingest_result, metric_history
+from portal.benchmarks.operations import BenchmarkError, InvalidResult, ingest_result, metric_history
 from portal.extensions import db
 from portal.identity.access import staff_required
 
@@ -49,6 +49,7 @@ def list_runs(filters):
 @blp.route("/runs", methods=["POST"])
 @blp.response(201, BenchmarkRunSchema)
 @blp.alt_response(422, description="Not a valid mpi_examples result document")
+@blp.alt_response(503, description="A references file on the server is broken")
 @staff_required
 def upload_run():
     """Store a result document (``mpi_examples/result/v1``) and judge it against the references (staff)."""
@@ -57,6 +58,8 @@ def upload_run():
         return ingest_result(document, current_user)
     except InvalidResult as exc:
         abort(422, message=_("Not a valid result document."), errors={"document": exc.problems[:50]})
+    except BenchmarkError as exc:
+        abort(503, message=exc.problems[0])
 
 
 @blp.route("/runs/<int:run_id>")

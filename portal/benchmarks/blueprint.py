@@ -6,7 +6,7 @@ from flask_wtf.file import FileField, FileRequired
 
 from portal.benchmarks.charts import history_chart
 from portal.benchmarks.models import BenchmarkRun
-from portal.benchmarks.operations import InvalidResult, ingest_result, latest_runs, metric_history
+from portal.benchmarks.operations import BenchmarkError, ingest_result, latest_runs, metric_history
 from portal.benchmarks.upload import read_result_upload
 from portal.extensions import db
 from portal.identity.access import staff_required
@@ -47,7 +47,7 @@ def upload():
         return redirect(url_for("benchmarks.index"))
     try:
         stored = ingest_result(read_result_upload(form.result.data.read()), current_user)
-    except InvalidResult as exc:
+    except BenchmarkError as exc:
         flash(_("The file was not stored: %(problems)s", problems="; ".join(exc.problems[:5])), "error")
         return redirect(url_for("benchmarks.index"))
     flash(_("Stored run %(id)d: %(verdict)s.", id=stored.id, verdict=stored.verdict.value), "info")

@@ -26,12 +26,20 @@ MAX_METRICS = 5000  # far above a full suite (about 200); stops a runaway upload
 DEFAULT_REFERENCES_DIR = Path(suite.__file__).resolve().parent / "references"
 
 
-class InvalidResult(ValueError):
-    """The uploaded document is not a valid mpi_examples result; ``problems`` says why."""
+class BenchmarkError(ValueError):
+    """A result could not be stored; ``problems`` says why, in words for people."""
 
     def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems[:10]))
         self.problems = problems
+
+
+class InvalidResult(BenchmarkError):
+    """The uploaded document is not a valid mpi_examples result."""
+
+
+class ReferencesUnavailable(BenchmarkError):
+    """A references file on the server is malformed: staff must mend it before uploads resume."""
 
 
 def load_all_references(folder: Path | None = None) -> dict:
@@ -39,7 +47,11 @@ def load_all_references(folder: Path | None = None) -> dict:
     folder = Path(folder or current_app.config.get("BENCHMARK_REFERENCES_DIR") or DEFAULT_REFERENCES_DIR)
     merged: dict = {}
     for path in sorted(folder.glob("*.json")):
-        for system_key, table in suite.load_references(path).items():
+        try:
+            tables = suite.load_references(path)
+        except (suite.ReferenceError, ValueError) as exc:
+            raise ReferencesUnavailable([_("References file %(path)s is broken: %(error)s", path=path, error=exc)]) from exc
+        for system_key, table in tables.items():
             merged.setdefault(system_key, {}).update(table)
     return merged
 
