@@ -103,6 +103,8 @@ def _security_headers(response):
 
 
 def _register_template_helpers(app: Flask) -> None:
+    from portal.formatting import format_number
     from portal.identity.models import Role
 
     app.jinja_env.globals["Role"] = Role
+    app.jinja_env.filters["num"] = format_number

@@ -14,6 +14,7 @@ from portal.slurm.errors import SchedulerError
 users_cli = AppGroup("users", help="Manage people and their roles.")
 sites_cli = AppGroup("sites", help="Manage hosting sites and their Slurm partitions.")
 demo_cli = AppGroup("demo", help="Demo data.")
+benchmarks_cli = AppGroup("benchmarks", help="Acceptance benchmark results.")
 
 
 @users_cli.command("create")
@@ -91,6 +92,35 @@ def seed(site_name: str, cluster: str, slurm_conf: str | None):
         click.echo(f"  {login.email:24} {login.password:15} {', '.join(r.value for r in login.roles)}")
 
 
+@benchmarks_cli.command("upload")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--as", "email", required=True, help="E-mail of the staff member uploading.")
+def upload_benchmarks(files: tuple[str, ...], email: str):
+    """Store mpi_examples result files and judge them against the references."""
+    from pathlib import Path
+
+    from portal.benchmarks.operations import BenchmarkError, ingest_result
+    from portal.benchmarks.upload import read_result_upload
+
+    user = db.session.scalar(select(User).where(User.email == email.lower()))
+    if user is None or not user.is_staff:
+        raise click.ClickException(f"{email} is not a staff member.")
+    failed = 0
+    with click.progressbar(files, label="Uploading results", show_pos=True) as bar:
+        for name in bar:
+            try:
+                run = ingest_result(read_result_upload(Path(name).read_bytes()), user)
+            except BenchmarkError as exc:
+                db.session.rollback()
+                failed += 1
+                click.echo(f"\n  {name}: refused: {exc}", err=True)
+                continue
+            db.session.commit()
+            click.echo(f"\n  {name}: run {run.id} {run.system}/{run.partition} {run.verdict.value}")
+    if failed:
+        raise click.ClickException(f"{failed} file(s) refused.")
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users_cli, sites_cli, demo_cli):
+    for group in (users_cli, sites_cli, demo_cli, benchmarks_cli):
         app.cli.add_command(group)

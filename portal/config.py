@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_TIMEOUT": 15.0,  # seconds a Slurm command may take before it counts as unreachable
     "DEFAULT_LOCALE": "en",
     "SQL_ECHO": False,
+    # Folder of mpi_examples references files that judge uploaded results; empty: the shipped ones.
+    "BENCHMARK_REFERENCES_DIR": "",
 }
 
 

@@ -149,3 +149,32 @@ def test_broken_references_file_is_reported_not_a_crash(client, make_user, refer
     token = csrf_token_from(client.get("/benchmarks/").get_data(as_text=True))
     response = client.post("/api/benchmarks/runs", headers={"X-CSRFToken": token}, json=result_document())
     assert response.status_code == 503 and "zz-broken.json is broken" in response.get_json()["message"]
+
+
+def test_a_real_suite_result_gets_the_same_verdict_in_the_portal(app, make_user, tmp_path):
+    """mpirun -n 2 python -m mpi_examples suite ... --json FILE, then `flask benchmarks upload`."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.mpi_examples.conftest import REPO, mpirun_prefix
+
+    out = tmp_path / "suite.json"
+    references = REPO / "mpi_examples" / "references" / "devcluster.json"
+    proc = subprocess.run(
+        [*mpirun_prefix(2), sys.executable, "-m", "mpi_examples", "suite", "--references", str(references),
+         "--system", "devcluster", "--partition", "cpu", "--benchmarks", "pingpong,allreduce", "--quick",
+         "--array", "numpy", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=180, env=dict(os.environ))
+    assert out.exists(), proc.stdout + proc.stderr
+    document = json.loads(out.read_text())
+    _, email, _ = make_user(Role.STAFF)
+    result = app.test_cli_runner().invoke(args=["benchmarks", "upload", str(out), "--as", email])
+    assert shutil.which("mpirun") and "run 1 devcluster/cpu" in result.output, result.output
+    with app.app_context():
+        run = db.session.get(BenchmarkRun, 1)
+        assert run.array == "numpy (host)" and run.ranks == 2
+        assert (run.verdict is Verdict.PASSED) == document["suite"]["passed"]
+        judged = {m.key: m.status.value for m in run.metrics if m.status is not MetricStatus.UNREFERENCED}
+        assert judged == {r["key"]: r["status"] for r in document["suite"]["results"] if r["status"] != "unreferenced"}

@@ -60,7 +60,9 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.4g}"
+    from portal.formatting import format_number
+
+    return format_number(v)
 
 
 @dataclass
