@@ -41,6 +41,9 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 30, what: str = "co
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[LocalCluster]:
     cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME)
+    # A cluster that was already up (another test session, a developer's shell) is shared
+    # and left running; only a session that started it stops it.
+    already_running = cluster.is_running()
     began = time.monotonic()
     try:
         LocalCluster.install_packages()
@@ -50,7 +53,8 @@ def slurm_cluster() -> Iterator[LocalCluster]:
                     pytrace=False)
     cluster.start_seconds = time.monotonic() - began  # type: ignore[attr-defined]
     yield cluster
-    cluster.stop()
+    if not already_running:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")
