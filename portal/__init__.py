@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, has_request_context, request
 
 from portal import config as portal_config
 
@@ -19,6 +19,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("PORTAL_INSTANCE_PATH")
     app = Flask(__name__, instance_path=str(Path(instance_path).resolve()) if instance_path else None)
     app.config.from_mapping(portal_config.from_environment(Path(app.instance_path)))
+    from portal.web.converters import DatabaseIdConverter
+
+    app.url_map.converters["int"] = DatabaseIdConverter
     if config:
         app.config.update(config)
         if "SQLALCHEMY_DATABASE_URI" in config:
@@ -33,14 +36,30 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     # Sign-in is checked before CSRF, so anonymous callers get 401 / the sign-in page.
-    from portal.identity.access import enforce_sign_in
+    from portal.identity.access import enforce_sign_in, protect_from_csrf
+
+    from portal.web.input import refuse_nul_characters
 
     app.before_request(enforce_sign_in)
+    app.before_request(refuse_nul_characters)
+    # CSRF is checked by protect_from_csrf, which knows API-token requests carry no cookie.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
+    app.before_request(protect_from_csrf)
+    if app.config.get("PROXY_FIX_HOPS"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     babel.init_app(app, locale_selector=_select_locale)
     _init_login(app, login_manager)
+    from portal.identity.oidc import init_oidc
+
+    init_oidc(app)
 
     from portal.api import init_api
+    from portal.audit.blueprint import bp as audit_bp
+    from portal.identity.account import bp as account_bp
     from portal.benchmarks.blueprint import bp as benchmarks_bp
     from portal.identity.blueprint import bp as identity_bp
     from portal.projects.blueprint import bp as projects_bp
@@ -48,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from portal.web.blueprint import bp as web_bp
     from portal.web.errors import register_error_handlers
 
-    for blueprint in (web_bp, identity_bp, sites_bp, projects_bp, benchmarks_bp):
+    for blueprint in (web_bp, identity_bp, account_bp, audit_bp, sites_bp, projects_bp, benchmarks_bp):
         app.register_blueprint(blueprint)
     init_api(app)
     register_error_handlers(app)
@@ -64,6 +83,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _select_locale() -> str | None:
     # Translations come later (Polish, Lithuanian); until then every request gets English.
+    if not has_request_context():
+        return None  # the command line: the default locale
     return request.accept_languages.best_match(["en"]) or "en"
 
 
@@ -78,6 +99,10 @@ def _init_login(app: Flask, login_manager) -> None:
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id))
+
+    from portal.identity.access import load_user_from_request
+
+    login_manager.request_loader(load_user_from_request)
 
 
 def _commit_or_roll_back(response):
@@ -97,8 +122,11 @@ def _security_headers(response):
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
     )
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if current_app.config["SESSION_COOKIE_SECURE"]:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
 
 

@@ -92,6 +92,30 @@ def seed(site_name: str, cluster: str, slurm_conf: str | None):
         click.echo(f"  {login.email:24} {login.password:15} {', '.join(r.value for r in login.roles)}")
 
 
+tokens_cli = AppGroup("tokens", help="Personal API tokens.")
+
+
+@tokens_cli.command("create")
+@click.option("--email", required=True, help="The user the token acts as.")
+@click.option("--scope", type=click.Choice(["read", "read-write"]), default="read", show_default=True)
+@click.option("--days", type=int, default=30, show_default=True, help="Days until it expires (at most 365).")
+@click.option("--name", default="command line", show_default=True)
+def create_api_token(email: str, scope: str, days: int, name: str):
+    """Create an API token and print it once."""
+    from portal.identity.tokens import TokenError, TokenScope, create_token
+
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No user with e-mail {email}.")
+    try:
+        token, secret = create_token(user, name, TokenScope(scope), days)
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Token {token.id} ({scope}, expires {token.expires_at:%Y-%m-%d} UTC). Shown only once:", err=True)
+    click.echo(secret)
+
+
 @benchmarks_cli.command("upload")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--as", "email", required=True, help="E-mail of the staff member uploading.")
@@ -122,5 +146,6 @@ def upload_benchmarks(files: tuple[str, ...], email: str):
 
 
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(tokens_cli)
     for group in (users_cli, sites_cli, demo_cli, benchmarks_cli):
         app.cli.add_command(group)

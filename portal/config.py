@@ -20,6 +20,11 @@ DEFAULTS: dict[str, Any] = {
     "SQL_ECHO": False,
     # Folder of mpi_examples references files that judge uploaded results; empty: the shipped ones.
     "BENCHMARK_REFERENCES_DIR": "",
+    "LOGIN_RATE_LIMIT": "10/300",  # sign-in attempts per address and account: 10 per 300 s
+    "TOKEN_RATE_LIMIT": "20/300",  # failed API-token authentications per address
+    "PROXY_FIX_HOPS": 0,  # proxies in front of the app whose X-Forwarded-* headers to trust
+    # JSON list of {name, label, issuer, client_id, client_secret, scopes}; see portal/identity/oidc.py
+    "OIDC_PROVIDERS": "[]",
 }
 
 
@@ -61,7 +66,11 @@ def from_environment(instance_path: Path, environ: dict[str, str] | None = None)
     )
     config["SECRET_KEY"] = env.get("PORTAL_SECRET_KEY") or load_secret_key(instance_path)
     config["SESSION_COOKIE_HTTPONLY"] = True
-    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"  # Lax, not Strict: the identity provider redirects back
+    config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+    config["REMEMBER_COOKIE_HTTPONLY"] = True
+    config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    config["PREFERRED_URL_SCHEME"] = "https" if config["SESSION_COOKIE_SECURE"] else "http"
     config["SQLALCHEMY_ECHO"] = config.pop("SQL_ECHO")
     config["BABEL_DEFAULT_LOCALE"] = config["DEFAULT_LOCALE"]
     config["MAX_CONTENT_LENGTH"] = 20 * 1024 * 1024

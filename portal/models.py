@@ -1,5 +1,8 @@
 """Import every model so that Alembic and ``db.create_all`` see the whole schema."""
-from portal.identity.models import RoleGrant, User  # noqa: F401
+from portal.identity.models import IdentityLink, RoleGrant, User  # noqa: F401
+from portal.identity.ratelimit import RateLimitCounter  # noqa: F401
+from portal.identity.tokens import ApiToken  # noqa: F401
+from portal.audit.models import AuditEvent  # noqa: F401
 from portal.projects.models import Membership, Project  # noqa: F401
 from portal.sites.models import Partition, Site  # noqa: F401
 from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401

@@ -9,6 +9,7 @@ import pytest
 
 from portal.extensions import db
 from portal.identity.models import Role
+from portal.identity.tokens import TokenScope, create_token
 from portal.projects.models import ProjectRole
 from portal.sites.models import Partition, ResourceKind
 from portal.projects.operations import add_member, create_project
@@ -22,6 +23,8 @@ SIGNED_IN = "signed-in"
 STAFF = "staff"
 ADMIN = "admin"
 PROJECT_MEMBER = "project member"  # members of the project in the URL, and staff
+TOKEN_OWNER = "token owner"  # only the user whose API token is in the URL
+SIGN_IN_FLOW = "sign-in flow"  # public; the provider in the URL is unknown here (404), see test_oidc
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
     # endpoint: (who may use it, HTTP method used to probe it)
@@ -51,6 +54,14 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_benchmarks.upload_run": (STAFF, "POST"),
     "api_benchmarks.get_run": (SIGNED_IN, "GET"),
     "api_benchmarks.history": (SIGNED_IN, "GET"),
+    "identity.oidc_login": (SIGN_IN_FLOW, "GET"),
+    "identity.oidc_callback": (SIGN_IN_FLOW, "GET"),
+    "account.tokens": (SIGNED_IN, "GET"),
+    "account.revoke": (TOKEN_OWNER, "POST"),
+    "audit.index": (STAFF, "GET"),
+    "api_tokens.list_tokens": (SIGNED_IN, "GET"),
+    "api_tokens.create": (SIGNED_IN, "POST"),
+    "api_tokens.revoke": (TOKEN_OWNER, "DELETE"),
 }
 
 PERSONAS = {
@@ -64,8 +75,10 @@ PERSONAS = {
 
 
 def expected_allowed(rule: str, persona: str) -> bool:
-    if rule in (PUBLIC, SIGNED_IN):
+    if rule in (PUBLIC, SIGNED_IN, SIGN_IN_FLOW):
         return True
+    if rule == TOKEN_OWNER:
+        return persona == "member"
     if rule == STAFF:
         return persona in ("staff", "admin")
     if rule == ADMIN:
@@ -93,8 +106,10 @@ def world(app, make_user, tmp_path):
         project = create_project("p-001", "Test project", db.session.get(User, users["pi"][0]))
         add_member(project, db.session.get(User, users["member"][0]), ProjectRole.MEMBER)
         run = ingest_result(result_document(), None, references=REFERENCES)
+        token, _secret = create_token(db.session.get(User, users["member"][0]), "cli", TokenScope.READ, 30)
         db.session.commit()
-        ids = {"partition_id": site.partitions[0].id, "site_id": site.id, "project_id": project.id, "user_id": users["member"][0], "run_id": run.id}
+        ids = {"partition_id": site.partitions[0].id, "site_id": site.id, "project_id": project.id, "user_id": users["member"][0], "run_id": run.id,
+               "token_id": token.id, "name": "nowhere"}
     return users, ids
 
 
@@ -110,6 +125,8 @@ def probe(client, method: str, url: str, token: str | None):
     if method == "GET":
         return client.get(url)
     headers = {"X-CSRFToken": token} if token else {}
+    if method == "DELETE":
+        return client.delete(url, headers=headers)
     data = {"csrf_token": token} if token and not url.startswith("/api/") else None
     return client.post(url, data=data, headers=headers)
 
@@ -122,6 +139,8 @@ def test_anonymous_access(app, world, endpoint):
     response = probe(app.test_client(), method, url, None)
     if rule == PUBLIC:
         assert response.status_code == 200
+    elif rule == SIGN_IN_FLOW:
+        assert response.status_code == 404  # reached the view: no redirect to sign in
     elif url.startswith("/api/"):
         assert response.status_code == 401
         assert response.get_json()["message"]
@@ -147,7 +166,7 @@ def test_each_role_reaches_exactly_what_it_may(app, world, persona):
             # 503: allowed, but the test site's Slurm is unreachable (as intended here).
             assert response.status_code < 500 or response.status_code == 503, (
                 f"{persona} got {response.status_code} at {url}")
-        elif rule == PROJECT_MEMBER:
+        elif rule in (PROJECT_MEMBER, TOKEN_OWNER):
             assert response.status_code == 404, f"{persona} may see {url}"  # 404: ids leak nothing
         else:
             assert response.status_code == 403, f"{persona} reached {method} {url}: {response.status_code}"

@@ -24,6 +24,11 @@ def init_api(app: Flask) -> None:
         app.config.setdefault(key, value)
     api.init_app(app)
     api.spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": "session"})
+    api.spec.components.security_scheme("token", {"type": "http", "scheme": "bearer",
+                                                   "description": "A personal API token (hpcp_...)"})
+    from portal.api import tokens
+
+    api.register_blueprint(tokens.blp, url_prefix="/api/tokens")
     from portal.api import benchmarks, me, projects, sites
 
     for prefix, module in (("me", me), ("sites", sites), ("projects", projects),

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectMultipleField, StringField, widgets
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+from wtforms import EmailField, IntegerField, PasswordField, SelectField, SelectMultipleField, StringField, widgets
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
 
 class LoginForm(FlaskForm):
@@ -18,3 +18,10 @@ class UserRolesForm(FlaskForm):
                     Regexp(r"^[a-z_][a-z0-9_-]{0,31}$",
                            message=_l("Lower-case letters, digits, '-' and '_', starting with a letter or '_'."))],
     )
+
+
+class TokenForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)],
+                       description=_l("What the token is for, e.g. “laptop CLI”."))
+    scope = SelectField(_l("Scope"), choices=[])
+    days = IntegerField(_l("Valid for (days)"), default=30, validators=[DataRequired(), NumberRange(min=1, max=365)])

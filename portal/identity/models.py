@@ -106,3 +106,23 @@ class RoleGrant(db.Model):
     role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
 
     user: Mapped[User] = relationship(back_populates="role_grants")
+
+
+class IdentityLink(db.Model):
+    """A person's account at a federated identity provider, known by issuer and subject.
+
+    Accounts are linked by ``(issuer, subject)`` only, never by e-mail: an address can be
+    reassigned or be asserted by a provider that does not own the domain.
+    """
+
+    __tablename__ = "identity_links"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_sign_in_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()

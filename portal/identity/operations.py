@@ -6,6 +6,7 @@ import logging
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from portal.audit.operations import record
 from portal.extensions import db
 from portal.identity.models import Role, User
 
@@ -22,6 +23,7 @@ def update_user_roles(user: User, roles: set[Role], unix_username: str | None, *
                      name=unix_username, other=taken.name)
     if user.id == acting_user.id and Role.ADMIN not in roles:
         return _("You cannot remove your own administrator role.")
+    before = {"roles": sorted(r.value for r in user.roles), "unix_username": user.unix_username}
     for role in Role:
         if role in roles:
             user.grant(role)
@@ -29,6 +31,6 @@ def update_user_roles(user: User, roles: set[Role], unix_username: str | None, *
             user.revoke(role)
     user.unix_username = unix_username
     db.session.flush()
-    log.info("roles changed user=%s roles=%s unix=%s by=%s", user.id,
-             sorted(r.value for r in roles), unix_username, acting_user.id)
+    record("user.roles_changed", acting_user, f"user:{user.id}",
+           {"before": before, "after": {"roles": sorted(r.value for r in roles), "unix_username": unix_username}})
     return None
