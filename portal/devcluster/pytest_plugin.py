@@ -17,7 +17,8 @@ import pytest
 from portal.devcluster.cluster import ClusterError, LocalCluster
 
 TEST_CLUSTER_DIR = Path(os.environ.get("PORTAL_TEST_SLURM_DIR", "/var/tmp/portal-test-slurm"))
-TEST_CLUSTER_NAME = "portaltest"
+# Two test sessions at once (e.g. two developers' worktrees) each name their own cluster.
+TEST_CLUSTER_NAME = os.environ.get("PORTAL_TEST_SLURM_NAME", "portaltest")
 T = TypeVar("T")
 
 
