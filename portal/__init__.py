@@ -106,13 +106,21 @@ def _init_login(app: Flask, login_manager) -> None:
 
 
 def _commit_or_roll_back(response):
-    """One place owns the transaction: views and operations flush, the request commits."""
+    """One place owns the transaction: views and operations flush, the request commits.
+
+    Mail queued by the request goes out only after the commit (see portal.mail).
+    """
+    from flask import g
+
     from portal.extensions import db
+    from portal.mail import deliver_queued
 
     if response.status_code < 400:
         db.session.commit()
+        deliver_queued()
     else:
         db.session.rollback()
+        g.pop("queued_mail_ids", None)
     return response
 
 

@@ -145,7 +145,18 @@ def upload_benchmarks(files: tuple[str, ...], email: str):
         raise click.ClickException(f"{failed} file(s) refused.")
 
 
+mail_cli = AppGroup("mail", help="Outgoing e-mail.")
+
+
+@mail_cli.command("send-pending")
+def send_pending_mail():
+    """Retry e-mail that the mail server did not accept earlier."""
+    from portal.mail import send_pending
+
+    click.echo(f"Sent {send_pending()} message(s).")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(tokens_cli)
-    for group in (users_cli, sites_cli, demo_cli, benchmarks_cli):
+    for group in (users_cli, sites_cli, demo_cli, benchmarks_cli, mail_cli):
         app.cli.add_command(group)

@@ -20,6 +20,13 @@ DEFAULTS: dict[str, Any] = {
     "SQL_ECHO": False,
     # Folder of mpi_examples references files that judge uploaded results; empty: the shipped ones.
     "BENCHMARK_REFERENCES_DIR": "",
+    "SMTP_HOST": "localhost",
+    "SMTP_PORT": 25,
+    "SMTP_TIMEOUT": 10.0,
+    "SMTP_STARTTLS": False,
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "MAIL_SENDER": "allocations@localhost",
     "LOGIN_RATE_LIMIT": "10/300",  # sign-in attempts per address and account: 10 per 300 s
     "TOKEN_RATE_LIMIT": "20/300",  # failed API-token authentications per address
     "PROXY_FIX_HOPS": 0,  # proxies in front of the app whose X-Forwarded-* headers to trust

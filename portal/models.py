@@ -6,3 +6,6 @@ from portal.audit.models import AuditEvent  # noqa: F401
 from portal.projects.models import Membership, Project  # noqa: F401
 from portal.sites.models import Partition, Site  # noqa: F401
 from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401
+from portal.grants.models import Grant, GrantAllocation  # noqa: F401
+from portal.grants.usage import JobUsage  # noqa: F401
+from portal.mail.outbox import OutgoingMail  # noqa: F401

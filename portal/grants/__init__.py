@@ -1,0 +1,1 @@
+"""Grants: awarded compute (hours per partition, a start and an end) that Slurm enforces."""

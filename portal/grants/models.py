@@ -1,0 +1,69 @@
+"""A grant and its allocations.
+
+Amounts are integers of minutes (core-minutes or GPU-minutes), the unit Slurm's
+``GrpTRESMins`` counts in, so no rounding happens between the portal and Slurm.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.identity.models import enum_column
+from portal.projects.models import Project
+from portal.sites.models import Partition, ResourceKind
+
+
+class GrantStatus(enum.Enum):
+    ACTIVE = "active"  # jobs may run between start and end
+    SUSPENDED = "suspended"  # staff stopped new jobs (Slurm: GrpSubmitJobs=0)
+    EXPIRED = "expired"  # past its end: no new jobs, final report due
+    CLOSED = "closed"  # final report received, nothing left to do
+
+
+class Grant(db.Model):
+    __tablename__ = "grants"
+    __table_args__ = (CheckConstraint("end_date > start_date", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(300))  # usually the call and the proposal's title
+    start_date: Mapped[date]
+    end_date: Mapped[date]  # last day jobs may start is the day before
+    status: Mapped[GrantStatus] = mapped_column(enum_column(GrantStatus, "grant_status"), default=GrantStatus.ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    project: Mapped[Project] = relationship()
+    allocations: Mapped[list[GrantAllocation]] = relationship(
+        back_populates="grant", cascade="all, delete-orphan", lazy="selectin")
+
+    def is_active_on(self, day: date) -> bool:
+        return self.status is GrantStatus.ACTIVE and self.start_date <= day < self.end_date
+
+    def allocation_for(self, partition: Partition) -> GrantAllocation | None:
+        return next((a for a in self.allocations if a.partition_id == partition.id), None)
+
+
+class GrantAllocation(db.Model):
+    """Time on one partition: core-minutes on a CPU partition, GPU-minutes on a GPU partition."""
+
+    __tablename__ = "grant_allocations"
+    __table_args__ = (UniqueConstraint("grant_id", "partition_id"),
+                      CheckConstraint("awarded_minutes >= 0", name="awarded_not_negative"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    partition_id: Mapped[int] = mapped_column(ForeignKey("partitions.id", ondelete="RESTRICT"), index=True)
+    # Copied from the partition at award time: how this time is counted never changes under a grant.
+    resource_kind: Mapped[ResourceKind] = mapped_column(enum_column(ResourceKind, "resource_kind"))
+    awarded_minutes: Mapped[int] = mapped_column(BigInteger)
+
+    grant: Mapped[Grant] = relationship(back_populates="allocations")
+    partition: Mapped[Partition] = relationship(lazy="joined")
+
+    @property
+    def awarded_hours(self) -> float:
+        return self.awarded_minutes / 60

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import g, has_app_context
+from sqlalchemy import String, Text, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.mail.smtp import MailError, send_message
+
+log = logging.getLogger(__name__)
+
+
+class OutgoingMail(db.Model):
+    __tablename__ = "outgoing_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_addresses: Mapped[str] = mapped_column(Text)  # comma-separated
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+def queue_mail(to: list[str] | str, subject: str, body: str) -> OutgoingMail:
+    """Put a message in the outbox (flushes; sent once the caller's transaction commits)."""
+    recipients = [to] if isinstance(to, str) else list(to)
+    mail = OutgoingMail(to_addresses=", ".join(recipients), subject=subject[:300], body=body)
+    db.session.add(mail)
+    db.session.flush()
+    if has_app_context():
+        g.setdefault("queued_mail_ids", []).append(mail.id)
+    return mail
+
+
+def _deliver(mails: list[OutgoingMail]) -> int:
+    sent = 0
+    for mail in mails:
+        mail.attempts += 1
+        try:
+            send_message([a.strip() for a in mail.to_addresses.split(",")], mail.subject, mail.body)
+        except MailError as exc:
+            mail.last_error = str(exc)
+            log.warning("mail %s not sent (attempt %d): %s", mail.id, mail.attempts, exc)
+        else:
+            mail.sent_at = utcnow()
+            mail.last_error = None
+            sent += 1
+    db.session.commit()
+    return sent
+
+
+def deliver_queued() -> int:
+    """Send what this request or command queued. Call only after its transaction committed."""
+    ids = g.pop("queued_mail_ids", []) if has_app_context() else []
+    if not ids:
+        return 0
+    mails = db.session.scalars(select(OutgoingMail).where(OutgoingMail.id.in_(ids),
+                                                          OutgoingMail.sent_at.is_(None))).all()
+    return _deliver(list(mails))
+
+
+def send_pending(limit: int = 500) -> int:
+    """Retry unsent mail; rows another worker is sending are skipped, not sent twice."""
+    query = (select(OutgoingMail).where(OutgoingMail.sent_at.is_(None)).order_by(OutgoingMail.id)
+             .limit(limit).with_for_update(skip_locked=True))
+    return _deliver(list(db.session.scalars(query)))
