@@ -21,4 +21,4 @@ echo "==> Building the database (${DATABASE_URL:-SQLite in $PORTAL_INSTANCE_PATH
 echo
 echo "The portal is at http://$HOST:$PORT/  (stop with Ctrl-C; stop Slurm with:"
 echo "  .venv/bin/python -m portal.devcluster stop --dir $DEMO_DIR/slurm)"
-exec .venv/bin/gunicorn --workers 2 --bind "$HOST:$PORT" --access-logfile - "portal:create_app()"
+exec .venv/bin/gunicorn --workers 2 --bind "$HOST:$PORT" --no-control-socket --access-logfile - "portal:create_app()"
