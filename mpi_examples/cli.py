@@ -144,6 +144,16 @@ def main(argv=None) -> int:
         args.skipped = []
         args.env = environment(comm, args, args.backend, args.transport.reason)
         out = sys.stderr if args.json == "-" else sys.stdout
+        if references is not None:
+            # Chosen before anything runs and on every rank alike (the environment is the
+            # same everywhere): a missing entry stops all ranks at once instead of leaving
+            # the others waiting for rank 0 until the job's time limit.
+            try:
+                args.reference_entry = suite.select(references, args.env["system"], args.env["partition"])
+            except suite.ReferenceError as exc:
+                if comm.Get_rank() == 0:
+                    print(f"# ERROR: {exc}", file=sys.stderr, flush=True)
+                return 2
         metrics, errors = _run_all(comm, args, names, out)
     except Exception:  # an unexpected error on one rank would hang the others
         traceback.print_exc()
@@ -163,7 +173,7 @@ def _finish(args, names, references, metrics, errors, out) -> int:
               file=out)
     verdict = None
     if references is not None:
-        key, refs = suite.select(references, args.env["system"], args.env["partition"])
+        key, refs = args.reference_entry
         results = suite.compare(metrics, refs, set(names))
         verdict = {"references": args.references, "key": key,
                    "passed": suite.passed(results) and not errors, "results": results}

@@ -29,6 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 config["SQLALCHEMY_DATABASE_URI"])
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter, per worker
 
     from portal import models  # noqa: F401  (registers every table)
     from portal.extensions import babel, csrf, db, login_manager, migrate
@@ -67,10 +68,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from portal.web.blueprint import bp as web_bp
     from portal.web.errors import register_error_handlers
 
+    from portal.calls.blueprint import bp as calls_bp
+    from portal.proposals.blueprint import bp as proposals_bp
+    from portal.reviews.blueprint import bp as reviews_bp
+
+    for blueprint in (calls_bp, proposals_bp, reviews_bp):
+        app.register_blueprint(blueprint)
     for blueprint in (web_bp, identity_bp, account_bp, audit_bp, sites_bp, projects_bp, benchmarks_bp):
         app.register_blueprint(blueprint)
+    from portal.jobs.blueprint import bp as jobs_bp
+
+    app.register_blueprint(jobs_bp)
     init_api(app)
     register_error_handlers(app)
+    from portal.grants.triggers import init_app as init_grants
+
+    init_grants(app)  # before the commit hook: its after-request sync runs after the commit
     app.after_request(_commit_or_roll_back)
     app.after_request(_security_headers)
     _register_template_helpers(app)

@@ -158,5 +158,11 @@ def send_pending_mail():
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(tokens_cli)
+    from portal.grants.cli import slurm_cli
+
+    app.cli.add_command(slurm_cli)
+    from portal.jobs.cli import jobs_cli
+
+    app.cli.add_command(jobs_cli)
     for group in (users_cli, sites_cli, demo_cli, benchmarks_cli, mail_cli):
         app.cli.add_command(group)

@@ -32,6 +32,15 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_FIX_HOPS": 0,  # proxies in front of the app whose X-Forwarded-* headers to trust
     # JSON list of {name, label, issuer, client_id, client_secret, scopes}; see portal/identity/oidc.py
     "OIDC_PROVIDERS": "[]",
+    # Job templates: a folder of site templates beside the shipped ones (slurm_templates/);
+    # the Python jobs run (default: the portal's own, which job users must be able to read);
+    # the folder under which each Unix user gets a job folder (default: <instance>/jobs).
+    "JOB_TEMPLATES_DIR": "",
+    "JOB_PYTHON": "",
+    "JOB_WORKDIR_ROOT": "",
+    "STAFF_EMAIL": "allocations-office@localhost",  # the peer-review office: told of every submission
+    "PROPOSAL_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,  # scaling evidence file
+    "REPLY_WINDOW_DAYS": 7,  # right to reply: days after the reviews are released
 }
 
 

@@ -60,4 +60,25 @@ def seed_demo(*, site_name: str, slurm_cluster: str, slurm_conf: str | None) -> 
         # The demo cluster's single node has (fake) GPUs; only the "gpu" partition counts GPU-hours.
         if partition.name != "gpu" and not partition.kind_set_by_staff:
             set_partition_kind(partition, ResourceKind.CPU)
+    seed_demo_calls(site)
     return site
+
+
+def seed_demo_calls(site: Site) -> None:
+    """Access modes and one open call on the demo site's partitions (once)."""
+    from datetime import date, timedelta
+
+    from portal.calls.models import Call
+    from portal.calls.operations import create_call, seed_access_modes
+    from portal.clock import utcnow
+
+    modes = {mode.name: mode for mode in seed_access_modes()}
+    if db.session.scalar(select(Call).where(Call.code == "demo-fast")) is not None or not site.partitions:
+        return
+    today = date.today()
+    create_call(code="demo-fast", title="AI Factory Fast Lane (demo)", access_mode=modes["AI Factory Fast Lane"],
+                tracks=["scientific", "industry", "public_administration"], eligible_countries=[],
+                opens_at=utcnow() - timedelta(days=1), closes_at=utcnow() + timedelta(days=60),
+                allocation_start=today + timedelta(days=90), allocation_end=today + timedelta(days=270),
+                min_reviewers=1, description="A demo call: ask for CPU or GPU time on the demo cluster.",
+                offers={p.id: (100_000, 20_000) for p in site.partitions})

@@ -8,4 +8,9 @@ from portal.sites.models import Partition, Site  # noqa: F401
 from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401
 from portal.grants.models import Grant, GrantAllocation  # noqa: F401
 from portal.grants.usage import JobUsage  # noqa: F401
+from portal.grants.records import FinalReport, GrantAlert, GrantRequest, SiteSyncState, SyncAction, SyncRun  # noqa: F401
 from portal.mail.outbox import OutgoingMail  # noqa: F401
+from portal.calls.models import AccessMode, Call, CallPartition  # noqa: F401
+from portal.proposals.models import EvidenceFile, Invitation, Proposal, ProposalEvent, ProposalRequest  # noqa: F401
+from portal.reviews.models import ReviewAssignment  # noqa: F401
+from portal.jobs.models import SubmittedJob  # noqa: F401

@@ -17,6 +17,7 @@ from portal.sites.operations import create_site
 from portal.benchmarks.operations import ingest_result
 from tests.conftest import csrf_token_from, sign_in
 from tests.result_docs import REFERENCES, result_document
+from tests.proposal_support import review_world
 
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
@@ -25,6 +26,13 @@ ADMIN = "admin"
 PROJECT_MEMBER = "project member"  # members of the project in the URL, and staff
 TOKEN_OWNER = "token owner"  # only the user whose API token is in the URL
 SIGN_IN_FLOW = "sign-in flow"  # public; the provider in the URL is unknown here (404), see test_oidc
+PI_ROLE = "PI role"  # anyone holding the PI role
+PROPOSAL_TEAM = "proposal team"  # the proposal's PI and accepted team, and staff; others 404
+PROPOSAL_APPLICANT = "proposal applicant"  # the PI (and co-PIs); staff 403; others 404
+REVIEWER_ROLE = "reviewer role"
+REVIEW_ASSIGNEE = "review assignee"  # only the assigned reviewer without a conflict; others 404
+INVITEE = "invitee"  # only the person the invitation in the URL was sent to; others 404
+PROJECT_MANAGER = "project manager"  # the project's PI and co-PIs, and staff; members 403; others 404
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
     # endpoint: (who may use it, HTTP method used to probe it)
@@ -62,6 +70,78 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_tokens.list_tokens": (SIGNED_IN, "GET"),
     "api_tokens.create": (SIGNED_IN, "POST"),
     "api_tokens.revoke": (TOKEN_OWNER, "DELETE"),
+    # Calls, proposals and peer review (see also tests/test_authorisation_proposals.py)
+    "calls.index": (SIGNED_IN, "GET"),
+    "calls.detail": (SIGNED_IN, "GET"),
+    "calls.new": (STAFF, "GET"),
+    "calls.committee": (STAFF, "GET"),
+    "proposals.index": (SIGNED_IN, "GET"),
+    "proposals.new": (PI_ROLE, "GET"),
+    "proposals.detail": (PROPOSAL_TEAM, "GET"),
+    "proposals.evidence": (PROPOSAL_TEAM, "GET"),
+    "proposals.edit": (PROPOSAL_APPLICANT, "GET"),
+    "proposals.submit": (PROPOSAL_APPLICANT, "POST"),
+    "proposals.invite": (PROPOSAL_APPLICANT, "POST"),
+    "proposals.reply": (PROPOSAL_APPLICANT, "POST"),
+    "proposals.invitation": (INVITEE, "GET"),
+    "proposals.admissibility": (STAFF, "POST"),
+    "proposals.technical": (STAFF, "POST"),
+    "proposals.assign": (STAFF, "POST"),
+    "proposals.release": (STAFF, "POST"),
+    "proposals.award": (STAFF, "POST"),
+    "proposals.reject": (STAFF, "POST"),
+    "reviews.index": (REVIEWER_ROLE, "GET"),
+    "reviews.detail": (REVIEW_ASSIGNEE, "GET"),
+    "reviews.conflict": (REVIEW_ASSIGNEE, "POST"),
+    "reviews.score": (REVIEW_ASSIGNEE, "POST"),
+    "api_calls.list_calls": (SIGNED_IN, "GET"),
+    "api_calls.list_access_modes": (SIGNED_IN, "GET"),
+    "api_calls.get_call": (SIGNED_IN, "GET"),
+    "api_calls.create": (STAFF, "POST"),
+    "api_calls.committee": (STAFF, "GET"),
+    "api_proposals.list_proposals": (SIGNED_IN, "GET"),
+    "api_proposals.create": (PI_ROLE, "POST"),
+    "api_proposals.get_proposal": (PROPOSAL_TEAM, "GET"),
+    "api_proposals.history": (PROPOSAL_TEAM, "GET"),
+    "api_proposals.update": (PROPOSAL_APPLICANT, "PATCH"),
+    "api_proposals.upload_evidence": (PROPOSAL_APPLICANT, "POST"),
+    "api_proposals.submit": (PROPOSAL_APPLICANT, "POST"),
+    "api_proposals.invite": (PROPOSAL_APPLICANT, "POST"),
+    "api_proposals.reply": (PROPOSAL_APPLICANT, "POST"),
+    "api_proposals.accept_invitation": (SIGNED_IN, "POST"),  # the token is in the body; see test_authorisation_proposals
+    "api_proposals.admissibility": (STAFF, "POST"),
+    "api_proposals.technical": (STAFF, "POST"),
+    "api_proposals.assign": (STAFF, "POST"),
+    "api_proposals.release": (STAFF, "POST"),
+    "api_proposals.award": (STAFF, "POST"),
+    "api_proposals.reject": (STAFF, "POST"),
+    "api_reviews.list_assignments": (REVIEWER_ROLE, "GET"),
+    "api_reviews.get_assignment": (REVIEW_ASSIGNEE, "GET"),
+    "api_reviews.conflict": (REVIEW_ASSIGNEE, "POST"),
+    "api_reviews.score": (REVIEW_ASSIGNEE, "POST"),
+    # Grants (see tests/test_grant_pages.py)
+    "grants.index": (SIGNED_IN, "GET"),
+    "grants.detail": (PROJECT_MEMBER, "GET"),
+    "grants.request_change": (PROJECT_MANAGER, "POST"),
+    "grants.decide": (STAFF, "POST"),
+    "grants.upload_report": (PROJECT_MANAGER, "POST"),
+    "grants.download_report": (PROJECT_MEMBER, "GET"),
+    "grants.reports": (STAFF, "GET"),
+    "api_grants.list_grants": (SIGNED_IN, "GET"),
+    "api_grants.get_grant": (PROJECT_MEMBER, "GET"),
+    # Job templates and jobs (see tests/test_jobs_web.py)
+    "jobs.index": (SIGNED_IN, "GET"),
+    "jobs.new": (SIGNED_IN, "GET"),
+    "jobs.detail": (PROJECT_MEMBER, "GET"),
+    "jobs.cancel": (PROJECT_MEMBER, "POST"),
+    "jobs.problems": (STAFF, "GET"),
+    "api_jobs.list_templates": (SIGNED_IN, "GET"),
+    "api_jobs.get_template": (SIGNED_IN, "GET"),
+    "api_jobs.preview": (SIGNED_IN, "POST"),
+    "api_jobs.submit": (SIGNED_IN, "POST"),
+    "api_jobs.list_jobs": (SIGNED_IN, "GET"),
+    "api_jobs.get_job": (PROJECT_MEMBER, "GET"),
+    "api_jobs.cancel": (PROJECT_MEMBER, "POST"),
 }
 
 PERSONAS = {
@@ -85,7 +165,24 @@ def expected_allowed(rule: str, persona: str) -> bool:
         return persona == "admin"
     if rule == PROJECT_MEMBER:
         return persona in ("pi", "member", "staff", "admin")
+    if rule == PI_ROLE:
+        return persona in ("pi", "other_pi")
+    if rule == PROPOSAL_TEAM:
+        return persona in ("pi", "staff", "admin")
+    if rule == PROPOSAL_APPLICANT:
+        return persona == "pi"
+    if rule in (REVIEWER_ROLE, REVIEW_ASSIGNEE):
+        return persona == "reviewer"
+    if rule == INVITEE:
+        return persona == "member"
+    if rule == PROJECT_MANAGER:
+        return persona in ("pi", "staff", "admin")
     raise AssertionError(rule)
+
+
+#: Rules under which a refused caller gets 404 (the ids reveal nothing), except the personas listed (403).
+HIDDEN = {PROJECT_MEMBER: (), TOKEN_OWNER: (), PROPOSAL_TEAM: (), PROPOSAL_APPLICANT: ("staff", "admin"),
+          REVIEW_ASSIGNEE: (), INVITEE: (), PROJECT_MANAGER: ("member",)}
 
 
 def test_every_endpoint_is_classified(app):
@@ -107,9 +204,21 @@ def world(app, make_user, tmp_path):
         add_member(project, db.session.get(User, users["member"][0]), ProjectRole.MEMBER)
         run = ingest_result(result_document(), None, references=REFERENCES)
         token, _secret = create_token(db.session.get(User, users["member"][0]), "cli", TokenScope.READ, 30)
+        review_ids = review_world(users["pi"][0], users["staff"][0], users["reviewer"][0], users["member"][1])
+        from tests.grant_world import access_world_grant
+
+        grant_ids = access_world_grant(project, site.partitions[0], db.session.get(User, users["pi"][0]))
+        from portal.jobs.models import SubmittedJob
+
+        job = SubmittedJob(site_id=site.id, partition=site.partitions[0], project=project, user_id=users["member"][0],
+                           slurm_job_id="1", template="serial", job_name="x", unix_user="nobody", account="p001",
+                           workdir="/nonexistent", script="#!/bin/bash\n", parameters={}, max_cost_minutes=1,
+                           last_state="PENDING")
+        db.session.add(job)
         db.session.commit()
-        ids = {"partition_id": site.partitions[0].id, "site_id": site.id, "project_id": project.id, "user_id": users["member"][0], "run_id": run.id,
-               "token_id": token.id, "name": "nowhere"}
+        ids = {**review_ids, **grant_ids, "partition_id": site.partitions[0].id, "site_id": site.id, "project_id": project.id, "user_id": users["member"][0], "run_id": run.id,
+               "token_id": token.id, "name": "nowhere",
+               "job_id": job.id, "template": "serial"}
     return users, ids
 
 
@@ -127,6 +236,8 @@ def probe(client, method: str, url: str, token: str | None):
     headers = {"X-CSRFToken": token} if token else {}
     if method == "DELETE":
         return client.delete(url, headers=headers)
+    if method == "PATCH":
+        return client.patch(url, json={}, headers=headers)
     data = {"csrf_token": token} if token and not url.startswith("/api/") else None
     return client.post(url, data=data, headers=headers)
 
@@ -166,7 +277,7 @@ def test_each_role_reaches_exactly_what_it_may(app, world, persona):
             # 503: allowed, but the test site's Slurm is unreachable (as intended here).
             assert response.status_code < 500 or response.status_code == 503, (
                 f"{persona} got {response.status_code} at {url}")
-        elif rule in (PROJECT_MEMBER, TOKEN_OWNER):
+        elif rule in HIDDEN and persona not in HIDDEN[rule]:
             assert response.status_code == 404, f"{persona} may see {url}"  # 404: ids leak nothing
         else:
             assert response.status_code == 403, f"{persona} reached {method} {url}: {response.status_code}"

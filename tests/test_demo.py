@@ -27,11 +27,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, process: subprocess.Popen, timeout: float) -> None:
+def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"demo exited with {process.returncode}:\n{process.stdout.read()}")
+            raise AssertionError(f"demo exited with {process.returncode}:\n{log.read_text()[-5000:]}")
         try:
             urllib.request.urlopen(url, timeout=2)
             return
@@ -54,19 +54,23 @@ def test_make_demo_serves_seeded_portal_with_every_demo_login(tmp_path):
     port = free_port()
     env = {**os.environ, "PORT": str(port), "PORTAL_DEMO_DIR": str(tmp_path)}
     env.pop("DATABASE_URL", None)
-    process = subprocess.Popen(["make", "demo"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # Output goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server.
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(["make", "demo"], cwd=REPO, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{base}/healthz", process, timeout=240)
+        wait_for(f"{base}/healthz", process, log, timeout=240)
         for login in DEMO_LOGINS:
             page = sign_in_over_http(base, login.email, login.password)
             assert login.name in page, f"{login.email} could not sign in"
             assert "<td>debug" in page and "<td>cpu" in page  # partitions read from the demo cluster
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        output = process.communicate(timeout=30)[0]
+        process.wait(timeout=30)
         LocalCluster(tmp_path / "slurm", name="portaldemo").destroy()
+    output = log.read_text()
     assert f"http://127.0.0.1:{port}/" in output
     for login in DEMO_LOGINS:
         assert login.email in output and login.password in output

@@ -22,7 +22,8 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "portal" / "templates"
 def test_every_form_post_needs_a_csrf_token(app, make_user):
     admin_id, email, password = make_user(Role.ADMIN)
     ids = {"site_id": 1, "project_id": 1, "user_id": admin_id, "run_id": 1, "partition_id": 1,
-           "token_id": 1, "name": "x"}
+           "token_id": 1, "name": "x", "call_id": 1, "proposal_id": 1, "assignment_id": 1, "token": "x",
+           "job_id": 1, "template": "serial", "grant_id": 1, "request_id": 1}
     client = app.test_client()
     sign_in(client, email, password)
     for endpoint in sorted(ENDPOINTS):

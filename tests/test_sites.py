@@ -47,6 +47,8 @@ def test_sync_reads_live_limits(app, slurm_cluster, live_site):
             assert partition.max_nodes == (None if live["MaxNodes"] == "UNLIMITED" else int(live["MaxNodes"]))
             assert partition.total_nodes == int(live["TotalNodes"])
             assert partition.cpus_per_node * partition.total_nodes == int(live["TotalCPUs"])
+            assert partition.max_cpus_per_node == (None if live["MaxCPUsPerNode"] == "UNLIMITED"
+                                                   else int(live["MaxCPUsPerNode"]))
         assert partitions["cpu"].max_time_minutes != partitions["debug"].max_time_minutes
         assert partitions["cpu"].is_default
         assert partitions["gpu"].resource_kind is ResourceKind.GPU and partitions["gpu"].gpus_per_node == 2

@@ -30,8 +30,15 @@ def init_api(app: Flask) -> None:
 
     api.register_blueprint(tokens.blp, url_prefix="/api/tokens")
     from portal.api import benchmarks, me, projects, sites
+    from portal.api import calls, proposals, reviews
+
+    for prefix, module in (("calls", calls), ("proposals", proposals), ("reviews", reviews)):
+        api.register_blueprint(module.blp, url_prefix=f"/api/{prefix}")
 
     for prefix, module in (("me", me), ("sites", sites), ("projects", projects),
                            ("benchmarks", benchmarks)):
         blueprint: Blueprint = module.blp
         api.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")
+    from portal.api import jobs
+
+    api.register_blueprint(jobs.blp, url_prefix="/api/jobs")

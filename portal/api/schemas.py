@@ -22,6 +22,7 @@ class PartitionSchema(Schema):
     max_nodes = fields.Int(allow_none=True, metadata={"description": "null means unlimited"})
     total_nodes = fields.Int()
     cpus_per_node = fields.Int()
+    max_cpus_per_node = fields.Int(allow_none=True, metadata={"description": "Slurm's MaxCPUsPerNode; null: no limit"})
     gpus_per_node = fields.Int()
     mem_per_node_mb = fields.Int(allow_none=True)
     synced_at = fields.DateTime()

@@ -106,6 +106,8 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         if not self.conf_path.exists() or not self._db_exists():
             self._write_config()
+        else:
+            self._create_database()  # idempotent; re-asserts this folder's database password
         for daemon in DAEMONS:
             self.start_daemon(daemon, deadline=deadline)
         self._wait_node_ready(deadline)
@@ -235,6 +237,9 @@ class LocalCluster:
             statements += [
                 f"CREATE USER IF NOT EXISTS '{self.db_user}'@'{host}'"
                 f" IDENTIFIED BY '{self._db_password()}'",
+                # The same cluster name in another folder has another password: the user may
+                # exist from that one, so set this folder's password every time.
+                f"ALTER USER '{self.db_user}'@'{host}' IDENTIFIED BY '{self._db_password()}'",
                 f"GRANT ALL ON `{self.db_name}`.* TO '{self.db_user}'@'{host}'",
             ]
         self._mysql(*statements)

@@ -31,6 +31,9 @@ class Grant(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(300))  # usually the call and the proposal's title
+    # Slurm parent account the project's account sits under (a call or funding pool);
+    # None: directly under the portal's top account. Validated as a Slurm account name.
+    funding_pool: Mapped[str | None] = mapped_column(String(32))
     start_date: Mapped[date]
     end_date: Mapped[date]  # last day jobs may start is the day before
     status: Mapped[GrantStatus] = mapped_column(enum_column(GrantStatus, "grant_status"), default=GrantStatus.ACTIVE)

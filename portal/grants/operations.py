@@ -58,3 +58,53 @@ def active_allocation(project: Project, partition: Partition, on: date) -> Grant
             if allocation is not None:
                 return allocation
     return None
+
+
+def _audit(action: str, grant: Grant, actor, details: dict) -> None:
+    from portal.audit.operations import record
+
+    record(action, actor, f"grant:{grant.id}", {"project": grant.project.code, **details},
+           actor_label=None if actor is not None else "portal")
+
+
+def set_grant_status(grant: Grant, status: GrantStatus, actor=None) -> Grant:
+    """Suspend, resume, expire or close a grant; Slurm follows through the reconciler. Flushes."""
+    if grant.status is status:
+        return grant
+    previous, grant.status = grant.status, status
+    db.session.flush()
+    _audit("grant.status", grant, actor, {"from": previous.value, "to": status.value})
+    return grant
+
+
+def expire_due_grants(today: date | None = None) -> list[Grant]:
+    """Active grants whose end date has come become expired (no new jobs). Flushes."""
+    from portal.clock import utcnow
+
+    today = today or utcnow().date()
+    due = list(db.session.scalars(select(Grant).where(Grant.status == GrantStatus.ACTIVE, Grant.end_date <= today)))
+    for grant in due:
+        set_grant_status(grant, GrantStatus.EXPIRED)
+    return due
+
+
+def add_minutes(allocation: GrantAllocation, minutes: int, actor=None) -> GrantAllocation:
+    """A top-up: raise an allocation; the reconciler raises the Slurm limit. Flushes."""
+    if minutes <= 0:
+        raise GrantError("A top-up must add time.")
+    allocation.awarded_minutes += minutes
+    db.session.flush()
+    _audit("grant.topped_up", allocation.grant, actor, {"partition": allocation.partition.name, "minutes": minutes})
+    return allocation
+
+
+def extend_grant(grant: Grant, new_end: date, actor=None) -> Grant:
+    """Move the end later; an expired grant becomes active again. Flushes."""
+    if new_end <= grant.end_date:
+        raise GrantError("An extension must end later than the grant does now.")
+    old_end, grant.end_date = grant.end_date, new_end
+    if grant.status is GrantStatus.EXPIRED:
+        grant.status = GrantStatus.ACTIVE
+    db.session.flush()
+    _audit("grant.extended", grant, actor, {"from": old_end.isoformat(), "to": new_end.isoformat()})
+    return grant

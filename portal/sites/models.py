@@ -60,11 +60,19 @@ class Partition(db.Model):
     max_nodes: Mapped[int | None]  # None: unlimited
     total_nodes: Mapped[int] = mapped_column(default=0)
     cpus_per_node: Mapped[int] = mapped_column(default=0)
+    max_cpus_per_node: Mapped[int | None]  # Slurm's MaxCPUsPerNode; None: all of the node's CPUs
     gpus_per_node: Mapped[int] = mapped_column(default=0)
     mem_per_node_mb: Mapped[int | None]
     synced_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     site: Mapped[Site] = relationship(back_populates="partitions")
+
+    @property
+    def usable_cpus_per_node(self) -> int:
+        """CPUs a job may use on one node of this partition."""
+        if self.max_cpus_per_node is None:
+            return self.cpus_per_node
+        return min(self.cpus_per_node, self.max_cpus_per_node)
 
     @property
     def label(self) -> str:

@@ -46,6 +46,7 @@ def _apply_partition_info(partition: Partition, info: PartitionInfo, now: dateti
     partition.max_nodes = info.max_nodes
     partition.total_nodes = info.total_nodes
     partition.cpus_per_node = info.cpus_per_node
+    partition.max_cpus_per_node = info.max_cpus_per_node
     partition.gpus_per_node = info.gpus_per_node
     partition.mem_per_node_mb = info.mem_per_node_mb
     partition.synced_at = now

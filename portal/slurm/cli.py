@@ -1,10 +1,12 @@
 """The default adapter: drives Slurm through its command-line clients."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pwd
 import re
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -174,6 +176,47 @@ class CliScheduler(Scheduler):
         Callers validate names first: this is the low-level door for batched changes.
         """
         return self.runner.run(["sacctmgr", "-i", *args], ok_patterns=IDEMPOTENT)
+
+    def sacctmgr_batch(self, commands: Sequence[Sequence[str]], per_process: int = 500) -> int:
+        """Run many sacctmgr commands, up to ``per_process`` in one process (read from stdin).
+
+        Returns the number of processes run. A command Slurm refuses does not stop the
+        others; callers read the state back to see what took effect. Raises
+        SchedulerUnreachable when sacctmgr cannot reach slurmdbd.
+        """
+        lines = []
+        for argv in commands:
+            if not argv or any(not arg or not arg.isprintable() or any(c.isspace() or c in "'\"\\#" for c in arg)
+                               for arg in argv):
+                raise names.InvalidName(f"sacctmgr batch arguments must be single words: {argv!r}")
+            lines.append(" ".join(argv))
+        processes = 0
+        for start in range(0, len(lines), per_process):
+            script = "\n".join(lines[start:start + per_process]) + "\n"
+            processes += 1
+            # Each command is a slurmdbd commit; large deletions take seconds each.
+            runner = dataclasses.replace(self.runner, timeout=self.runner.timeout + 30 * script.count("\n"))
+            try:
+                runner.run(["sacctmgr", "-i"], stdin=script, ok_patterns=IDEMPOTENT)
+            except SchedulerUnreachable:
+                raise
+            except SchedulerCommandFailed:
+                pass  # some line was refused: the caller's read-back tells which
+        return processes
+
+    def sacctmgr_load(self, text: str, timeout: float = 600) -> str:
+        """Load a flat file (``sacctmgr load``): many accounts and users in one commit.
+
+        Adds what is missing and changes limits that differ; removes nothing. Callers build
+        the file from validated names.
+        """
+        if "\0" in text:
+            raise names.InvalidName("load file contains a NUL byte")
+        runner = dataclasses.replace(self.runner, timeout=max(self.runner.timeout, timeout))
+        with tempfile.NamedTemporaryFile("w", suffix=".cfg", prefix="portal-sacctmgr-") as handle:
+            handle.write(text)
+            handle.flush()
+            return runner.run(["sacctmgr", "-i", "load", f"file={handle.name}"], ok_patterns=IDEMPOTENT)
 
     def _show(self, entity: str, fields: Sequence[str], *conditions: str) -> list[dict[str, str]]:
         output = self.sacctmgr(["-P", "-n", "show", entity, *conditions, *self._cluster_args(),

@@ -115,3 +115,11 @@ def test_json_to_stdout_keeps_table_on_stderr():
     doc = json.loads(proc.stdout)
     assert doc["schema"] == "mpi_examples/result/v1" and validate(doc) == []
     assert doc["ranks"] == 1 and "# mpi_examples pingpong" in proc.stderr
+
+
+def test_suite_without_references_for_the_system_stops_every_rank_with_a_message(run_examples):
+    run = run_examples("suite", "--references", "mpi_examples/references/devcluster.json",
+                       "--system", "nowhere", "--benchmarks", "pingpong", "--quick", "--array", "numpy")
+    assert run.returncode != 0  # and it returned at all: no rank is left waiting
+    assert "no references for nowhere" in run.stderr
+    assert not run.json_path.exists()

@@ -1,0 +1,147 @@
+"""Calls for proposals over the API; the same operations and rules as the web pages."""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields, validate
+
+from portal.calls.errors import Problems
+from portal.calls.models import AccessMode, ReviewWorkflow
+from portal.calls.operations import access_modes, calls_visible_to, create_call, visible_call
+from portal.extensions import db
+from portal.identity.access import staff_required
+from portal.reviews.operations import committee_ranking
+
+DATABASE_ID = validate.Range(1, 2**31 - 1)  # an id the database can hold: others are 422, not a database error
+
+blp = Blueprint("api_calls", __name__, description="Calls for proposals, and the committee ranking (staff)")
+
+
+def refuse(exc: Problems):
+    """The operations' per-field problems as a JSON error: 409 for the wrong moment, 422 for bad input."""
+    abort(409 if exc.conflict else 422, message=exc.errors.get("") or _("Nothing was changed; see errors."),
+          errors=exc.errors)
+
+
+class AccessModeSchema(Schema):
+    id = fields.Int()
+    name = fields.Str()
+    review_workflow = fields.Function(lambda m: m.review_workflow.value)
+    typical_months = fields.Int()
+
+
+class OfferSchema(Schema):
+    partition_id = fields.Int()
+    partition = fields.Function(lambda o: o.partition.label)
+    resource_kind = fields.Function(lambda o: o.partition.resource_kind.value)
+    offered_hours = fields.Float()
+    max_request_hours = fields.Float()
+
+
+class CallSchema(Schema):
+    id = fields.Int()
+    code = fields.Str()
+    title = fields.Str()
+    description = fields.Str()
+    access_mode = fields.Function(lambda c: c.access_mode.name)
+    review_workflow = fields.Function(lambda c: c.review_workflow.value)
+    tracks = fields.Function(lambda c: [t.value for t in c.track_list])
+    eligible_countries = fields.Function(lambda c: c.country_list)
+    opens_at = fields.DateTime()
+    closes_at = fields.DateTime(allow_none=True, metadata={"description": "cut-off (UTC); null: continuous"})
+    allocation_start = fields.Date()
+    allocation_end = fields.Date()
+    min_reviewers = fields.Int()
+    offers = fields.List(fields.Nested(OfferSchema))
+
+
+class NewCallSchema(Schema):
+    code = fields.Str(required=True)
+    title = fields.Str(required=True)
+    description = fields.Str()
+    access_mode_id = fields.Int(required=True, validate=DATABASE_ID)
+    review_workflow = fields.Str(metadata={"enum": [w.value for w in ReviewWorkflow]})
+    tracks = fields.List(fields.Str(), required=True)
+    eligible_countries = fields.List(fields.Str())
+    opens_at = fields.NaiveDateTime(required=True, metadata={"description": "UTC"})
+    closes_at = fields.NaiveDateTime(allow_none=True, metadata={"description": "UTC; null: continuous"})
+    allocation_start = fields.Date(required=True)
+    allocation_end = fields.Date(required=True)
+    min_reviewers = fields.Int()
+    offers = fields.Dict(keys=fields.Str(), values=fields.Dict(), required=True, metadata={
+        "description": "partition id -> {offered_hours, max_request_hours}"})
+
+
+class RankedSchema(Schema):
+    proposal_id = fields.Function(lambda r: r.proposal.id)
+    title = fields.Function(lambda r: r.proposal.title)
+    state = fields.Function(lambda r: r.proposal.state.value)
+    score = fields.Float(allow_none=True)
+    requested_hours = fields.Function(lambda r: {str(k): v / 60 for k, v in r.requested.items()})
+    within_capacity = fields.Function(lambda r: {str(k): v for k, v in r.fits.items()})
+
+
+class DemandSchema(Schema):
+    partition_id = fields.Int()
+    partition = fields.Str(attribute="label")
+    unit = fields.Str()
+    offered_hours = fields.Function(lambda d: d.offered_minutes / 60)
+    requested_hours = fields.Function(lambda d: d.requested_minutes / 60)
+    oversubscription = fields.Float()
+
+
+class CommitteeSchema(Schema):
+    ranking = fields.List(fields.Nested(RankedSchema))
+    demand = fields.List(fields.Nested(DemandSchema))
+
+
+@blp.route("")
+@blp.response(200, CallSchema(many=True))
+def list_calls():
+    """Calls that have opened (staff: all)."""
+    return calls_visible_to(current_user)
+
+
+@blp.route("/access-modes")
+@blp.response(200, AccessModeSchema(many=True))
+def list_access_modes():
+    return access_modes()
+
+
+@blp.route("", methods=["POST"])
+@staff_required
+@blp.arguments(NewCallSchema)
+@blp.response(201, CallSchema)
+def create(data):
+    """Open a call (staff)."""
+    try:
+        workflow = ReviewWorkflow(data["review_workflow"]) if data.get("review_workflow") else None
+    except ValueError:
+        abort(422, errors={"review_workflow": _("Unknown review workflow.")})
+    try:
+        return create_call(
+            code=data["code"], title=data["title"], description=data.get("description", ""),
+            access_mode=db.session.get(AccessMode, data["access_mode_id"]),
+            review_workflow=workflow, tracks=data["tracks"], eligible_countries=data.get("eligible_countries", []),
+            opens_at=data["opens_at"], closes_at=data.get("closes_at"), allocation_start=data["allocation_start"],
+            allocation_end=data["allocation_end"], min_reviewers=data.get("min_reviewers", 2),
+            offers={k: (v.get("offered_hours"), v.get("max_request_hours")) for k, v in data["offers"].items()})
+    except Problems as exc:
+        refuse(exc)
+
+
+@blp.route("/<int:call_id>")
+@blp.response(200, CallSchema)
+def get_call(call_id: int):
+    return visible_call(current_user, call_id) or abort(404)
+
+
+@blp.route("/<int:call_id>/committee")
+@staff_required
+@blp.response(200, CommitteeSchema)
+def committee(call_id: int):
+    """Proposals ranked by mean score against the capacity per partition, with oversubscription (staff)."""
+    call = visible_call(current_user, call_id) or abort(404)
+    rows, demand = committee_ranking(call)
+    return {"ranking": rows, "demand": list(demand.values())}

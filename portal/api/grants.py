@@ -1,0 +1,71 @@
+"""Grants in the JSON API: what was awarded, used and left, with the same access rules as the pages."""
+from __future__ import annotations
+
+from flask_login import current_user
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.grants.models import Grant
+from portal.grants.reconcile import is_pending
+from portal.grants.summary import forecast, resource_totals
+from portal.projects.models import Membership
+
+blp = Blueprint("api_grants", __name__, description="Grants: awarded, used and remaining hours per resource")
+
+
+class ResourceSchema(Schema):
+    resource = fields.Function(lambda t: t["total"].kind.value)
+    unit = fields.Function(lambda t: t["total"].unit)
+    awarded_hours = fields.Function(lambda t: round(t["total"].awarded, 3))
+    used_hours = fields.Function(lambda t: round(t["total"].used, 3))
+    remaining_hours = fields.Function(lambda t: round(t["total"].remaining, 3))
+    percent_used = fields.Function(lambda t: round(t["total"].percent_used, 2))
+    exhausted_on = fields.Function(lambda t: t["forecast"].exhausted_on.isoformat() if t["forecast"].exhausted_on else None)
+    unused_percent_at_end = fields.Function(lambda t: t["forecast"].unused_percent)
+
+
+class GrantSchema(Schema):
+    id = fields.Int()
+    project = fields.Function(lambda g: g.project.code)
+    slurm_account = fields.Function(lambda g: g.project.slurm_account)
+    title = fields.Str()
+    status = fields.Function(lambda g: g.status.value)
+    start_date = fields.Date()
+    end_date = fields.Date()
+
+
+class GrantDetailSchema(GrantSchema):
+    resources = fields.Method("_resources")
+    slurm_changes_pending = fields.Method("_pending")
+
+    def _resources(self, grant):
+        today = utcnow().date()
+        return ResourceSchema(many=True).dump(
+            [{"total": t, "forecast": forecast(grant, t, today)} for t in resource_totals(grant)])
+
+    def _pending(self, grant):
+        return is_pending({a.partition.site_id for a in grant.allocations})
+
+
+@blp.route("")
+@blp.response(200, GrantSchema(many=True))
+def list_grants():
+    """Grants of the caller's projects (staff: all)."""
+    query = select(Grant).order_by(Grant.start_date.desc(), Grant.id)
+    if not current_user.is_staff:
+        query = query.join(Membership, Membership.project_id == Grant.project_id).where(
+            Membership.user_id == current_user.id)
+    return db.session.scalars(query).all()
+
+
+@blp.route("/<int:grant_id>")
+@blp.response(200, GrantDetailSchema)
+def get_grant(grant_id: int):
+    """One grant with awarded, used and remaining hours and the forecast per resource."""
+    grant = db.session.get(Grant, grant_id)
+    if grant is None or not grant.project.can_view(current_user):
+        abort(404, message="No such grant.")
+    return grant

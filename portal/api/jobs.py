@@ -1,0 +1,143 @@
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields, validate
+
+from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, jobs_visible_to, plan_by_ids,
+                                    refresh_states, submit_job, visible_job)
+from portal.jobs.output import output_tails
+from portal.slurm.errors import SchedulerError
+
+blp = Blueprint("api_jobs", __name__, description="Job templates and jobs submitted through the portal")
+
+
+class ParamSchema(Schema):
+    name = fields.Str()
+    type = fields.Str()
+    label = fields.Str()
+    help = fields.Str()
+    default = fields.Raw(allow_none=True)
+    min = fields.Int(allow_none=True)
+    max = fields.Int(allow_none=True)
+    choices = fields.List(fields.Str())
+    feeds = fields.Str(metadata={"description": "an #SBATCH option, env:NAME, or var"})
+
+
+class TemplateSchema(Schema):
+    name = fields.Str()
+    title = fields.Str()
+    description = fields.Str()
+    kind = fields.Str(metadata={"description": "cpu or gpu: which partitions it runs on"})
+    params = fields.Function(lambda t: ParamSchema(many=True).dump(t.params.values()))
+
+
+class JobRequestSchema(Schema):
+    template = fields.Str(required=True, validate=validate.Length(max=40))
+    project_id = fields.Int(required=True, validate=validate.Range(1, 2**31 - 1))
+    partition_id = fields.Int(required=True, validate=validate.Range(1, 2**31 - 1))
+    job_name = fields.Str(load_default=None, validate=validate.Length(max=200))
+    values = fields.Dict(keys=fields.Str(), load_default=dict,
+                         metadata={"description": "parameter name -> value (text, number or boolean)"})
+
+
+class PreviewSchema(Schema):
+    ok = fields.Bool()
+    errors = fields.Dict(keys=fields.Str(), values=fields.List(fields.Str()))
+    script = fields.Str(allow_none=True)
+    cost_minutes = fields.Int(allow_none=True, metadata={"description": "largest possible core- or GPU-minutes"})
+    remaining_minutes = fields.Int(allow_none=True, metadata={"description": "left on the grant's allocation"})
+    resource_kind = fields.Function(lambda plan: plan.kind.value)
+
+
+class JobSchema(Schema):
+    id = fields.Int()
+    slurm_job_id = fields.Str()
+    job_name = fields.Str()
+    template = fields.Str()
+    project_id = fields.Int()
+    partition_id = fields.Int()
+    unix_user = fields.Str()
+    account = fields.Str()
+    state = fields.Str(attribute="last_state")
+    reason = fields.Str(attribute="last_reason", allow_none=True)
+    max_cost_minutes = fields.Int()
+    submitted_at = fields.DateTime()
+    parameters = fields.Dict()
+
+
+class JobDetailSchema(JobSchema):
+    script = fields.Str()
+    output = fields.Function(lambda job: [{"file": name, "tail": text} for name, text in output_tails(job)])
+
+
+@blp.route("/templates")
+@blp.response(200, TemplateSchema(many=True))
+def list_templates():
+    """Templates that load; broken ones are listed for staff on the web page."""
+    return sorted(job_templates()[0].values(), key=lambda t: t.name)
+
+
+@blp.route("/templates/<template>")
+@blp.response(200, TemplateSchema)
+def get_template(template: str):
+    return job_template(template) or abort(404)
+
+
+def _plan(request_data):
+    plan = plan_by_ids(current_user, request_data["template"], request_data["project_id"],
+                       request_data["partition_id"], request_data["values"], request_data["job_name"])
+    return plan or abort(404, message=_("No such template, project or partition."))
+
+
+@blp.route("/preview", methods=["POST"])
+@blp.arguments(JobRequestSchema)
+@blp.response(200, PreviewSchema)
+def preview(request_data):
+    """Check a request and show the exact script, its largest cost and the grant's remaining minutes."""
+    return _plan(request_data)
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(JobRequestSchema)
+@blp.response(201, JobSchema)
+@blp.alt_response(422, description="The request breaks a limit; errors name the limit and the value")
+@blp.alt_response(503, description="Slurm did not accept the job")
+def submit(request_data):
+    """Submit a job as the caller's Unix account, charged to the project's grant."""
+    plan = _plan(request_data)
+    if not plan.ok:
+        abort(422, message=_("The job was not submitted."), errors=plan.errors)
+    try:
+        return submit_job(plan, current_user)
+    except (JobError, SchedulerError) as exc:
+        abort(503, message=_("Slurm did not accept the job: %(error)s", error=str(exc)))
+
+
+@blp.route("")
+@blp.response(200, JobSchema(many=True))
+def list_jobs():
+    """Jobs of the caller's projects, with the state Slurm reports now."""
+    jobs = jobs_visible_to(current_user)
+    refresh_states(jobs)
+    return jobs
+
+
+@blp.route("/<int:job_id>")
+@blp.response(200, JobDetailSchema)
+def get_job(job_id: int):
+    job = visible_job(current_user, job_id) or abort(404)
+    refresh_states([job])
+    return job
+
+
+@blp.route("/<int:job_id>/cancel", methods=["POST"])
+@blp.response(200, JobSchema)
+def cancel(job_id: int):
+    job = visible_job(current_user, job_id) or abort(404)
+    try:
+        cancel_job(job, current_user)
+    except JobError as exc:
+        abort(403, message=str(exc))
+    except SchedulerError as exc:
+        abort(503, message=_("Slurm did not cancel the job: %(error)s", error=str(exc)))
+    return job

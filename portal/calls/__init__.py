@@ -1,0 +1,1 @@
+"""Calls for proposals: access modes, tracks, partitions on offer, cut-offs."""

@@ -1,0 +1,126 @@
+"""Numbers behind the grant pages: totals per resource, use per member, burn-down, forecast."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.grants.models import Grant, GrantAllocation
+from portal.grants.usage import JobUsage
+from portal.sites.models import ResourceKind
+
+UNITS = {ResourceKind.CPU: _l("core-hours"), ResourceKind.GPU: _l("GPU-hours")}
+
+
+def _seconds_column(kind: ResourceKind):
+    return JobUsage.gpu_seconds if kind is ResourceKind.GPU else JobUsage.cpu_seconds
+
+
+@dataclass(frozen=True)
+class ResourceTotal:
+    kind: ResourceKind
+    awarded: float  # hours
+    used: float
+    allocation_ids: tuple[int, ...]
+
+    @property
+    def unit(self) -> str:
+        return str(UNITS[self.kind])
+
+    @property
+    def remaining(self) -> float:
+        return self.awarded - self.used
+
+    @property
+    def percent_used(self) -> float:
+        return 100 * self.used / self.awarded if self.awarded else 0.0
+
+
+def resource_totals(grant: Grant) -> list[ResourceTotal]:
+    totals = []
+    for kind in ResourceKind:
+        allocations = [a for a in grant.allocations if a.resource_kind is kind]
+        if not allocations:
+            continue
+        ids = tuple(a.id for a in allocations)
+        seconds = db.session.scalar(select(func.coalesce(func.sum(_seconds_column(kind)), 0))
+                                    .where(JobUsage.allocation_id.in_(ids)))
+        totals.append(ResourceTotal(kind, sum(a.awarded_minutes for a in allocations) / 60, int(seconds) / 3600, ids))
+    return totals
+
+
+def usage_by_member(grant: Grant) -> list[tuple[str, float, float, int]]:
+    """(Unix user, core-hours, GPU-hours, jobs) per user, most use first."""
+    ids = [a.id for a in grant.allocations]
+    rows = db.session.execute(
+        select(JobUsage.user, func.sum(JobUsage.cpu_seconds), func.sum(JobUsage.gpu_seconds), func.count())
+        .where(JobUsage.allocation_id.in_(ids)).group_by(JobUsage.user)
+        .order_by(func.sum(JobUsage.cpu_seconds).desc())).all()
+    return [(user, cpu / 3600, gpu / 3600, jobs) for user, cpu, gpu, jobs in rows]
+
+
+def jobs_of(grant: Grant, limit: int = 200) -> list[JobUsage]:
+    ids = [a.id for a in grant.allocations]
+    return list(db.session.scalars(select(JobUsage).where(JobUsage.allocation_id.in_(ids))
+                                   .order_by(JobUsage.start_time.desc().nulls_last(), JobUsage.id.desc())
+                                   .limit(limit)))
+
+
+def _day(moment: datetime | None) -> date | None:
+    return moment.date() if moment else None
+
+
+def daily_use(total: ResourceTotal) -> list[tuple[date, float]]:
+    """Hours used per day (by the day a job started, as it is charged), oldest first."""
+    column = _seconds_column(total.kind)
+    rows = db.session.execute(select(JobUsage.start_time, JobUsage.end_time, column)
+                              .where(JobUsage.allocation_id.in_(total.allocation_ids))).all()
+    per_day: dict[date, float] = {}
+    for start, end, seconds in rows:
+        day = _day(start) or _day(end)
+        if day is not None:
+            per_day[day] = per_day.get(day, 0.0) + seconds / 3600
+    return sorted(per_day.items())
+
+
+@dataclass(frozen=True)
+class Forecast:
+    rate_per_day: float  # hours per day so far
+    exhausted_on: date | None  # at this rate, the day nothing is left (before the end)
+    unused_percent: float | None  # else: what share would be left at the end
+
+
+def forecast(grant: Grant, total: ResourceTotal, today: date | None = None) -> Forecast:
+    """At the average rate since the grant began: when it runs out, or what is left at the end."""
+    today = min(today or utcnow().date(), grant.end_date)
+    days_so_far = max((today - grant.start_date).days, 1)
+    rate = total.used / days_so_far
+    if total.remaining <= 0:
+        return Forecast(rate, today, None)
+    if rate > 0:
+        exhausted = today + timedelta(days=total.remaining / rate)
+        if exhausted < grant.end_date:
+            return Forecast(rate, exhausted, None)
+    left = total.remaining - rate * (grant.end_date - today).days
+    return Forecast(rate, None, 100 * max(left, 0) / total.awarded if total.awarded else None)
+
+
+def risk(grant: Grant, today: date | None = None) -> float:
+    """How far the grant is off a steady pace, in percent of the award: + over-use, - under-use."""
+    today = today or utcnow().date()
+    length = max((grant.end_date - grant.start_date).days, 1)
+    elapsed = min(max((today - grant.start_date).days, 0), length) / length
+    worst = 0.0
+    for total in resource_totals(grant):
+        gap = total.percent_used - 100 * elapsed
+        if abs(gap) > abs(worst):
+            worst = gap
+    return worst
+
+
+def allocation_of(grant: Grant, allocation_id: int) -> GrantAllocation | None:
+    return next((a for a in grant.allocations if a.id == allocation_id), None)

@@ -1,0 +1,85 @@
+"""The Jobs pages: pick a template, fill and preview it, submit, follow, cancel."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from portal.extensions import db
+from portal.identity.access import staff_required
+from portal.jobs.forms import job_form
+from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, jobs_visible_to,
+                                    limits_text, offered_partitions, plan_job, refresh_states,
+                                    submit_job, submittable_projects, visible_job)
+from portal.jobs.output import output_tails
+from portal.sites.models import Partition
+from portal.slurm.errors import SchedulerError
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+
+
+@bp.route("/")
+def index():
+    jobs = jobs_visible_to(current_user)
+    problem = refresh_states(jobs)
+    templates, _problems = job_templates()
+    return render_template("jobs/index.html", jobs=jobs, templates=sorted(templates.values(), key=lambda t: t.title),
+                           problem=problem, form=FlaskForm())
+
+
+@bp.route("/new/<template>", methods=["GET", "POST"])
+def new(template: str):
+    spec = job_template(template) or abort(404)
+    projects, partitions = submittable_projects(current_user), offered_partitions(spec)
+    form = job_form(spec, projects, partitions)
+    plan, general = None, []
+    chosen = db.session.get(Partition, form.partition.data) if form.partition.data else None
+    chosen = chosen if chosen in partitions else (partitions[0] if partitions else None)
+    if request.method == "POST" and form.validate_on_submit():
+        project = next((p for p in projects if p.id == form.project.data), None)
+        if project is None or chosen is None:
+            general.append(_("Choose one of your projects and a partition."))
+        else:
+            plan = plan_job(current_user, spec, project, chosen, form.raw_values(), form.job_name.data)
+            general = form.attach_errors(plan.errors)
+            if plan.ok and request.form.get("action") == "submit":
+                try:
+                    job = submit_job(plan, current_user)
+                except (JobError, SchedulerError) as exc:
+                    general.append(_("Slurm did not accept the job: %(error)s", error=str(exc)))
+                else:
+                    flash(_("Submitted job %(id)s.", id=job.slurm_job_id), "info")
+                    return redirect(url_for("jobs.detail", job_id=job.id))
+    elif request.method == "POST":
+        general.append(_("Choose one of your projects and a partition."))
+    return render_template("jobs/new.html", template=spec, form=form, plan=plan, general=general,
+                           partitions=partitions, limits=limits_text(chosen) if chosen else {})
+
+
+@bp.route("/<int:job_id>")
+def detail(job_id: int):
+    job = visible_job(current_user, job_id) or abort(404)
+    problem = refresh_states([job])
+    return render_template("jobs/detail.html", job=job, problem=problem, tails=output_tails(job), form=FlaskForm())
+
+
+@bp.route("/<int:job_id>/cancel", methods=["POST"])
+def cancel(job_id: int):
+    job = visible_job(current_user, job_id) or abort(404)
+    try:
+        cancel_job(job, current_user)
+    except JobError as exc:
+        abort(403, str(exc))
+    except SchedulerError as exc:
+        flash(_("Slurm did not cancel the job: %(error)s", error=str(exc)), "error")
+    else:
+        flash(_("Cancelled job %(id)s.", id=job.slurm_job_id), "info")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+@bp.route("/templates/problems")
+@staff_required
+def problems():
+    templates, found = job_templates()
+    return render_template("jobs/problems.html", problems=found, templates=templates)

@@ -1,0 +1,306 @@
+"""Business rules for job templates: plan (validate), submit, follow, cancel.
+
+The web pages, the JSON API and the ``flask jobs`` commands all call these functions.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from portal.audit.operations import record
+from portal.extensions import db
+from portal.grants.models import GrantAllocation
+from portal.grants.operations import active_allocation
+from portal.grants.usage import remaining_minutes
+from portal.identity.models import User
+from portal.jobs.limits import Resources, limit_problems, resources_for
+from portal.jobs.models import SubmittedJob
+from portal.jobs.schema import ParamError
+from portal.jobs.templates import SHIPPED_DIR, JobTemplate, TemplateProblem, load_templates, render_script
+from portal.projects.models import Membership, Project
+from portal.sites.models import Partition, ResourceKind
+from portal.sites.operations import scheduler_for
+from portal.slurm.errors import SchedulerError
+from portal.slurm.types import JobRequest, JobState, JobStatus
+
+log = logging.getLogger(__name__)
+JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
+MPI_REFERENCES = Path(__file__).resolve().parent.parent.parent / "mpi_examples" / "references"
+
+
+class JobError(Exception):
+    """A job could not be submitted or cancelled; the message is for the person who asked."""
+
+
+# ---- templates ---------------------------------------------------------------------------
+def template_folders() -> list[Path]:
+    site = current_app.config.get("JOB_TEMPLATES_DIR") or ""
+    return [SHIPPED_DIR] + ([Path(site)] if site else [])
+
+
+def _signature(folders: list[Path]) -> tuple:
+    # Staff drop files into the site folder while the portal runs: reload when any changes.
+    return tuple((str(p), p.stat().st_mtime_ns) for f in folders if f.is_dir() for p in sorted(f.iterdir()))
+
+
+def job_templates() -> tuple[dict[str, JobTemplate], list[TemplateProblem]]:
+    """Every loadable template, and the problems of those that are not."""
+    folders = template_folders()
+    signature = _signature(folders)
+    cached = current_app.extensions.get("job_templates")
+    if cached is None or cached[0] != signature:
+        cached = (signature, load_templates(folders))
+        current_app.extensions["job_templates"] = cached
+    return cached[1]
+
+
+def job_template(name: str) -> JobTemplate | None:
+    return job_templates()[0].get(name)
+
+
+def submittable_projects(user: User) -> list[Project]:
+    """Projects ``user`` belongs to (staff too: submitting is a member's act, not an override)."""
+    return list(db.session.scalars(select(Project).join(Membership).where(Membership.user_id == user.id)
+                                   .order_by(Project.code)))
+
+
+def offered_partitions(template: JobTemplate) -> list[Partition]:
+    """Partitions whose time is counted the way the template uses it (core- or GPU-hours)."""
+    kind = ResourceKind(template.kind)
+    return list(db.session.scalars(select(Partition).where(Partition.resource_kind == kind,
+                                                           Partition.state == "UP").order_by(Partition.name)))
+
+
+def limits_text(partition: Partition) -> dict[str, str]:
+    """The partition's limit beside each #SBATCH option, for the form."""
+    per_node = _("%(n)d per node", n=partition.cpus_per_node)
+    limits = {"--time": _("MaxTime %(n)s min", n=partition.max_time_minutes or _("unlimited")),
+              "--nodes": _("MaxNodes %(n)s", n=min(n for n in (partition.max_nodes, partition.total_nodes)
+                                                   if n is not None)),
+              "--ntasks": _("CPUs: %(n)s", n=per_node), "--cpus-per-task": _("CPUs: %(n)s", n=per_node),
+              "--gpus": _("GPUs: %(n)d per node", n=partition.gpus_per_node)}
+    if partition.mem_per_node_mb:
+        limits["--mem"] = _("%(n)d MB per node", n=partition.mem_per_node_mb)
+    return limits
+
+
+# ---- planning ------------------------------------------------------------------------------
+@dataclass
+class JobPlan:
+    """A checked request: what would be submitted, what it may cost, and what is wrong."""
+
+    template: JobTemplate
+    project: Project
+    partition: Partition
+    job_name: str
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    resources: Resources | None = None
+    allocation: GrantAllocation | None = None
+    cost_minutes: int | None = None
+    remaining_minutes: int | None = None
+    script: str | None = None
+    unix_user: str | None = None
+    workdir: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.script is not None
+
+    def refuse(self, where: str, message: str) -> None:
+        self.errors.setdefault(where, []).append(message)
+
+    @property
+    def kind(self) -> ResourceKind:
+        return self.allocation.resource_kind if self.allocation else self.partition.resource_kind
+
+
+def workdir_root() -> Path:
+    return Path(current_app.config.get("JOB_WORKDIR_ROOT") or Path(current_app.instance_path) / "jobs")
+
+
+def job_python() -> str:
+    return current_app.config.get("JOB_PYTHON") or sys.executable
+
+
+def _output_name(res: Resources) -> str:
+    return "slurm-%A_%a.out" if res.array_tasks is not None else "slurm-%j.out"
+
+
+def plan_job(user: User, template: JobTemplate, project: Project, partition: Partition,
+             raw_values: dict[str, Any], job_name: str | None = None, *, today: date | None = None,
+             remaining: int | None = None) -> JobPlan:
+    """Check everything that can be checked before Slurm sees the job, and render its script.
+
+    ``remaining`` skips the ledger query (the benchmark measures rendering and validation).
+    """
+    plan = JobPlan(template, project, partition, job_name or template.name)
+    for name, param in template.params.items():
+        try:
+            plan.values[name] = param.clean(raw_values.get(name))
+        except ParamError as exc:
+            plan.refuse(name, str(exc))
+    if not JOB_NAME.fullmatch(plan.job_name):
+        plan.refuse("job_name", _("job name: 1-64 letters, digits and _.+-, not starting with . + or -"))
+    if project.membership_of(user) is None:
+        plan.refuse("project", _("you are not a member of project %(code)s", code=project.code))
+    if not project.slurm_account:
+        plan.refuse("project", _("project %(code)s has no Slurm account yet", code=project.code))
+    plan.unix_user = user.unix_username
+    if not plan.unix_user:
+        plan.refuse("project", _("your portal account is not linked to a Unix account on the cluster; ask staff"))
+    if partition.resource_kind.value != template.kind:
+        plan.refuse("partition", _("partition %(p)s counts %(kind)s time; this template needs a %(need)s partition",
+                                   p=partition.name, kind=partition.resource_kind.value, need=template.kind))
+    if plan.errors.keys() & template.params.keys():
+        return plan
+    plan.resources = res = resources_for(template, plan.values)
+    for where, messages in limit_problems(template, partition, res).items():
+        plan.errors.setdefault(where, []).extend(messages)
+    plan.allocation = active_allocation(project, partition, today or date.today())
+    plan.cost_minutes = res.max_cost_minutes(plan.kind)
+    if plan.allocation is None:
+        plan.refuse("partition", _("project %(code)s has no active grant for partition %(p)s",
+                                   code=project.code, p=partition.label))
+    else:
+        plan.remaining_minutes = remaining if remaining is not None else remaining_minutes(plan.allocation)
+        if plan.cost_minutes > plan.remaining_minutes:
+            unit = _("GPU-minutes") if plan.kind is ResourceKind.GPU else _("core-minutes")
+            plan.refuse("partition", _("this job may use up to %(cost)d %(unit)s, more than the %(left)d "
+                                       "%(unit)s left on the grant for %(p)s", cost=plan.cost_minutes,
+                                       unit=unit, left=plan.remaining_minutes, p=partition.name))
+    plan.workdir = str(workdir_root() / (plan.unix_user or "unmapped"))
+    header = res.sbatch_header(plan.job_name if JOB_NAME.fullmatch(plan.job_name) else template.name,
+                               project.slurm_account or "none", partition.name,
+                               f"{plan.workdir}/{_output_name(res)}")
+    plan.script = render_script(template, header, plan.values, {
+        "python": job_python(), "workdir": plan.workdir, "mpi_references": str(MPI_REFERENCES)})
+    return plan
+
+
+def plan_by_ids(user: User, template_name: str, project_id: int, partition_id: int, values: dict[str, Any],
+                job_name: str | None = None) -> JobPlan | None:
+    """plan_job for the API and the command line; None when the template, a project the user
+    may see, or the partition does not exist (callers answer 404 and leak nothing)."""
+    from portal.projects.operations import visible_project
+
+    template = job_template(template_name)
+    project = visible_project(user, project_id)
+    partition = db.session.get(Partition, partition_id)
+    if template is None or project is None or partition is None:
+        return None
+    return plan_job(user, template, project, partition, values, job_name)
+
+
+# ---- submission ------------------------------------------------------------------------------
+def _user_workdir(path: str, unix_user: str) -> str:
+    """The per-user folder jobs run in: created by the portal, owned by the job's user."""
+    folder = Path(path)
+    account = pwd.getpwnam(unix_user)
+    folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    if folder.is_symlink() or folder.stat().st_uid != account.pw_uid:
+        os.chown(folder, account.pw_uid, account.pw_gid, follow_symlinks=False)
+    return str(folder)
+
+
+def submit_job(plan: JobPlan, user: User) -> SubmittedJob:
+    if not plan.ok:
+        raise JobError("; ".join(m for ms in plan.errors.values() for m in ms))
+    res = plan.resources
+    assert res is not None and plan.unix_user and plan.workdir and plan.script
+    site = plan.partition.site
+    try:
+        workdir = _user_workdir(plan.workdir, plan.unix_user)
+    except (KeyError, OSError) as exc:
+        raise JobError(_("could not prepare the job folder for %(user)s: %(error)s", user=plan.unix_user,
+                         error=getattr(exc, "strerror", None) or exc)) from None
+    request = JobRequest(
+        script=plan.script, account=plan.project.slurm_account or "", partition=plan.partition.name,
+        job_name=plan.job_name, workdir=workdir, time_limit_minutes=res.time_minutes, user=plan.unix_user,
+        nodes=res.nodes, ntasks=res.ntasks, cpus_per_task=res.cpus_per_task, gpus=res.gpus, mem_mb=res.mem_mb,
+        output=f"{workdir}/{_output_name(res)}",
+        array=f"0-{res.array_tasks - 1}" if res.array_tasks is not None else None)
+    job_id = scheduler_for(site).submit(request)  # SchedulerError goes to the caller to show
+    job = SubmittedJob(site_id=site.id, partition=plan.partition, project=plan.project, user=user,
+                       slurm_job_id=job_id, template=plan.template.name, job_name=plan.job_name,
+                       unix_user=plan.unix_user, account=request.account, workdir=workdir, script=plan.script,
+                       parameters=plan.values, max_cost_minutes=plan.cost_minutes or 0)
+    db.session.add(job)
+    db.session.flush()
+    record("job.submit", user, f"job:{job.id}", {"slurm_job_id": job_id, "template": plan.template.name,
+                                                 "project": plan.project.code, "partition": plan.partition.name,
+                                                 "max_cost_minutes": job.max_cost_minutes})
+    return job
+
+
+# ---- following --------------------------------------------------------------------------------
+def jobs_visible_to(user: User, project: Project | None = None, limit: int = 200) -> list[SubmittedJob]:
+    query = select(SubmittedJob).order_by(SubmittedJob.id.desc()).limit(limit)
+    if project is not None:
+        query = query.where(SubmittedJob.project_id == project.id)
+    if not user.is_staff:
+        query = query.join(Membership, Membership.project_id == SubmittedJob.project_id).where(
+            Membership.user_id == user.id)
+    return list(db.session.scalars(query))
+
+
+def visible_job(user: User, job_id: int) -> SubmittedJob | None:
+    """The job if ``user`` may see it, else None (callers answer 404 either way)."""
+    job = db.session.get(SubmittedJob, job_id)
+    return job if job is not None and job.can_view(user) else None
+
+
+def _combined(job: SubmittedJob, statuses: list[JobStatus]) -> tuple[str, str | None] | None:
+    """One state for a job, or for all tasks of an array job."""
+    mine = [s for s in statuses if s.job_id == job.slurm_job_id or s.job_id.startswith(job.slurm_job_id + "_")]
+    if not mine:
+        return None
+    live = [s for s in mine if not s.state.is_final]
+    if live:
+        running = [s for s in live if s.state is not JobState.PENDING]
+        chosen = running[0] if running else live[0]
+        return chosen.state.value, chosen.reason
+    failed = [s for s in mine if s.state is not JobState.COMPLETED]
+    chosen = failed[0] if failed else mine[0]
+    return chosen.state.value, chosen.reason
+
+
+def refresh_states(jobs: list[SubmittedJob]) -> str | None:
+    """Ask Slurm for the state of every unfinished job; returns an error note, or None."""
+    open_jobs = [j for j in jobs if not JobState(j.last_state).is_final]
+    errors = []
+    for site_id in {j.site_id for j in open_jobs}:
+        on_site = [j for j in open_jobs if j.site_id == site_id]
+        scheduler = scheduler_for(on_site[0].partition.site)
+        try:
+            queue = scheduler.jobs()
+            for job in on_site:
+                seen = _combined(job, queue)
+                if seen is None:  # left the queue: accounting knows how it ended
+                    finished = scheduler.job(job.slurm_job_id)
+                    seen = finished.state.value, finished.reason
+                job.last_state, job.last_reason = seen[0], (seen[1] or None) and seen[1][:200]
+                job.state_seen_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        except SchedulerError as exc:
+            errors.append(str(exc))
+    db.session.flush()
+    return "; ".join(errors) or None
+
+
+def cancel_job(job: SubmittedJob, user: User) -> None:
+    if not job.can_cancel(user):
+        raise JobError(_("only the person who submitted the job, the project's PI and staff may cancel it"))
+    scheduler_for(job.partition.site).cancel(job.slurm_job_id)
+    record("job.cancel", user, f"job:{job.id}", {"slurm_job_id": job.slurm_job_id})
+    db.session.flush()

@@ -1,0 +1,179 @@
+"""Job template parameters: what each one is, and turning a submitted value into a safe one.
+
+A parameter's value ends up in a shell script or on an ``#SBATCH`` line, so every value is
+checked here before rendering: by type, range and a strict ASCII pattern. Text that only
+looks like ASCII (fullwidth ``－－uid``, other look-alikes) is refused with its own message
+rather than silently normalised, so what a person typed is what runs or nothing runs.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+TYPES = ("int", "str", "choice", "bool", "duration")
+# The #SBATCH options a parameter may feed; everything else comes from the portal itself.
+SBATCH_FEEDS = ("--time", "--nodes", "--ntasks", "--cpus-per-task", "--gpus", "--mem", "--array")
+MAX_TEXT = 200  # longest free-text value
+_INT = re.compile(r"[0-9]{1,9}")
+# Minutes, H:MM:SS or D-HH:MM:SS (Slurm's own spellings, without the ambiguous MM:SS).
+_DURATION = re.compile(r"(?:(?P<days>[0-9]{1,3})-)?(?P<h>[0-9]{1,4}):(?P<m>[0-5][0-9]):(?P<s>[0-5][0-9])"
+                       r"|(?P<minutes>[0-9]{1,6})")
+# Free text may not start with '-' (no option injection into the program it is passed to).
+DEFAULT_TEXT_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.,:+=/-]*"
+_TRUE, _FALSE = {"true", "1", "yes", "on", "y"}, {"false", "0", "no", "off", "n", ""}
+
+
+class ParamError(ValueError):
+    """A value was refused; the message names the parameter and why."""
+
+
+class SchemaError(ValueError):
+    """A template's schema file is wrong; ``line`` is where, when known."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    label: str
+    help: str = ""
+    default: Any = None
+    min: int | None = None
+    max: int | None = None
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    max_length: int = MAX_TEXT
+    feeds: str = "var"  # "var", "env:NAME" or an #SBATCH option from SBATCH_FEEDS
+    _compiled: re.Pattern | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def sbatch_option(self) -> str | None:
+        return self.feeds if self.feeds.startswith("--") else None
+
+    @property
+    def env_var(self) -> str | None:
+        return self.feeds[4:] if self.feeds.startswith("env:") else None
+
+    def clean(self, raw: Any) -> Any:
+        """The value as the script will get it (int, bool or str), or ParamError."""
+        if raw is None or raw == "":
+            if self.default is None:
+                raise ParamError(_l("%(name)s: a value is required", name=self.name))
+            raw = self.default
+        if self.type == "bool":
+            return _clean_bool(self.name, raw)
+        text = _plain_ascii(self.name, raw, self.max_length if self.type == "str" else 32)
+        if self.type == "int":
+            return self._in_range(_clean_int(self.name, text))
+        if self.type == "duration":
+            return self._in_range(duration_minutes(self.name, text))
+        if self.type == "choice":
+            if text not in self.choices:
+                raise ParamError(_l("%(name)s: %(value)s is not one of %(choices)s",
+                                    name=self.name, value=text, choices=", ".join(self.choices)))
+            return text
+        if not (self._compiled or re.compile(DEFAULT_TEXT_PATTERN)).fullmatch(text):
+            raise ParamError(_l("%(name)s: use letters, digits and _.,:+=/- (not starting with -)",
+                                name=self.name))
+        return text
+
+    def _in_range(self, value: int) -> int:
+        unit = " min" if self.type == "duration" else ""
+        if self.min is not None and value < self.min:
+            raise ParamError(_l("%(name)s: %(value)s%(unit)s is below the template's minimum of %(limit)s%(unit)s",
+                                name=self.name, value=value, unit=unit, limit=self.min))
+        if self.max is not None and value > self.max:
+            raise ParamError(_l("%(name)s: %(value)s%(unit)s exceeds the template's maximum of %(limit)s%(unit)s",
+                                name=self.name, value=value, unit=unit, limit=self.max))
+        return value
+
+
+def _plain_ascii(name: str, raw: Any, max_length: int) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise ParamError(_l("%(name)s: expected text or a number", name=name))
+    text = str(raw)
+    if len(text) > max_length:
+        raise ParamError(_l("%(name)s: %(length)d characters is longer than the limit of %(limit)d",
+                            name=name, length=len(text), limit=max_length))
+    if any(unicodedata.category(c)[0] == "C" for c in text):
+        raise ParamError(_l("%(name)s: line breaks and control characters are not allowed", name=name))
+    if unicodedata.normalize("NFKC", text) != text or not text.isascii():
+        raise ParamError(_l("%(name)s: use plain ASCII letters and digits (look-alike characters are refused)",
+                            name=name))
+    return text
+
+
+def _clean_int(name: str, text: str) -> int:
+    if not _INT.fullmatch(text):
+        raise ParamError(_l("%(name)s: %(value)s is not a whole number", name=name, value=text))
+    return int(text)
+
+
+def _clean_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).lower() if isinstance(raw, str | int) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ParamError(_l("%(name)s: expected true or false", name=name))
+
+
+def duration_minutes(name: str, text: str) -> int:
+    """Minutes in a Slurm duration; seconds round up (Slurm counts whole minutes)."""
+    match = _DURATION.fullmatch(text)
+    if not match:
+        raise ParamError(_l("%(name)s: %(value)s is not a duration (minutes, H:MM:SS or D-HH:MM:SS)",
+                            name=name, value=text))
+    if match["minutes"] is not None:
+        return int(match["minutes"])
+    seconds = (int(match["days"] or 0) * 86400 + int(match["h"]) * 3600 + int(match["m"]) * 60
+               + int(match["s"]))
+    return -(-seconds // 60)
+
+
+def param_from_schema(name: str, spec: Any) -> Param:
+    """Build a Param from one entry of a schema file; SchemaError when it is wrong."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+        raise SchemaError(f"parameter name {name!r}: use a-z, 0-9 and _")
+    if not isinstance(spec, dict):
+        raise SchemaError(f"parameter {name}: expected an object")
+    unknown = set(spec) - {"type", "label", "help", "default", "min", "max", "choices", "pattern",
+                           "max_length", "feeds"}
+    if unknown:
+        raise SchemaError(f"parameter {name}: unknown keys {sorted(unknown)}")
+    kind = spec.get("type")
+    if kind not in TYPES:
+        raise SchemaError(f"parameter {name}: unknown type {kind!r} (use one of {', '.join(TYPES)})")
+    feeds = spec.get("feeds", "var")
+    if not (feeds == "var" or feeds in SBATCH_FEEDS or re.fullmatch(r"env:[A-Z_][A-Z0-9_]{0,63}", str(feeds))):
+        raise SchemaError(f"parameter {name}: cannot feed {feeds!r} (var, env:NAME or one of {', '.join(SBATCH_FEEDS)})")
+    if feeds in SBATCH_FEEDS and kind not in ("int", "duration"):
+        raise SchemaError(f"parameter {name}: {feeds} needs an int or duration")
+    pattern = spec.get("pattern")
+    try:
+        compiled = re.compile(pattern, re.ASCII) if pattern else None
+    except re.error as exc:
+        raise SchemaError(f"parameter {name}: bad pattern: {exc}") from None
+    choices = tuple(str(c) for c in spec.get("choices", ()))
+    if kind == "choice" and not choices:
+        raise SchemaError(f"parameter {name}: a choice needs choices")
+    param = Param(name=name, type=kind, label=str(spec.get("label", name)), help=str(spec.get("help", "")),
+                  default=spec.get("default"), min=spec.get("min"), max=spec.get("max"), choices=choices,
+                  pattern=pattern, max_length=int(spec.get("max_length", MAX_TEXT)), feeds=feeds,
+                  _compiled=compiled)
+    if param.default is not None:
+        try:
+            param.clean(param.default)
+        except ParamError as exc:
+            raise SchemaError(f"parameter {name}: default is not valid: {exc}") from None
+    return param

@@ -1,0 +1,1 @@
+"""Peer review: reviewer assignments, conflicts of interest, scores and the committee ranking."""

@@ -1,0 +1,124 @@
+"""Shared fixtures for the job-template tests (imported by the test_jobs* and test_job_templates* files).
+
+``job_world`` mirrors the local cluster's partitions in the database without Slurm;
+``cluster_job_world`` syncs them from the real test cluster and creates the Slurm account.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pytest
+
+from portal.extensions import db
+from portal.grants.operations import create_grant
+from portal.identity.models import Role, User
+from portal.projects.models import Project, ProjectRole
+from portal.projects.operations import add_member, create_project
+from portal.sites.models import Partition, ResourceKind, Site
+from portal.sites.operations import create_site, set_partition_kind, sync_partitions
+
+# The dev cluster's partitions (portal/devcluster/templates/slurm.conf), as sync would store them.
+DEV_PARTITIONS = {
+    "cpu": dict(resource_kind=ResourceKind.CPU, max_time_minutes=60, max_nodes=1),
+    "debug": dict(resource_kind=ResourceKind.CPU, max_time_minutes=10, max_nodes=1),
+    "gpu": dict(resource_kind=ResourceKind.GPU, max_time_minutes=30, max_nodes=1),
+}
+HOURS = {"cpu": 100.0, "debug": 100.0, "gpu": 50.0}
+
+
+@dataclass
+class JobWorld:
+    site_id: int
+    project_id: int
+    partition_ids: dict[str, int]
+    member: tuple  # (id, email, password) of a member with a Unix account
+    outsider: tuple  # a user in no project
+    unix_user: str
+    account: str
+
+    def project(self) -> Project:
+        return db.session.get(Project, self.project_id)
+
+    def partition(self, name: str) -> Partition:
+        return db.session.get(Partition, self.partition_ids[name])
+
+    def user(self, which: str = "member") -> User:
+        return db.session.get(User, getattr(self, which)[0])
+
+
+def _project_with_grant(site: Site, member: User, account: str, hours: dict[str, float]) -> Project:
+    project = create_project(account.replace("_", "-"), "Żółć projekt — Lietuvių ąčęėįšųūž", member)
+    project.slurm_account = account
+    today = date.today()
+    create_grant(project, title="Test grant", start_date=today - timedelta(days=1), end_date=today + timedelta(days=30),
+                 hours={p: hours[p.name] for p in site.partitions if p.name in hours})
+    return project
+
+
+def build_job_world(app, make_user, *, site_id: int | None = None, unix_user: str = "jobtester",
+                    account: str = "jobs_test", hours: dict[str, float] | None = None) -> JobWorld:
+    member = make_user(Role.MEMBER, name="Łucja Žemaitė", unix_username=unix_user)
+    outsider = make_user(Role.MEMBER, name="Outsider", unix_username=None)
+    with app.app_context():
+        if site_id is None:
+            site = create_site("Dev cluster", "devjobs")
+            for name, limits in DEV_PARTITIONS.items():
+                site.partitions.append(Partition(name=name, state="UP", total_nodes=1, cpus_per_node=2,
+                                                 gpus_per_node=2, mem_per_node_mb=6026, default_time_minutes=5,
+                                                 **limits))
+            db.session.flush()
+        else:
+            site = db.session.get(Site, site_id)
+        project = _project_with_grant(site, db.session.get(User, member[0]), account, hours or HOURS)
+        db.session.commit()
+        return JobWorld(site.id, project.id, {p.name: p.id for p in site.partitions}, member, outsider,
+                        unix_user, account)
+
+
+@pytest.fixture
+def job_world(app, make_user, tmp_path, monkeypatch) -> JobWorld:
+    monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(tmp_path / "jobs"))
+    return build_job_world(app, make_user)
+
+
+@pytest.fixture
+def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatch) -> JobWorld:
+    """The real test cluster as a site, a project whose Slurm account and association exist."""
+    from portal.devcluster.pytest_plugin import unique_name
+
+    monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(slurm_cluster.jobs_dir))
+    unix_user = slurm_cluster.ensure_unix_user("jobuser5")
+    account = unique_name("jt")
+    slurm_scheduler.add_account(account, description="job template tests")
+    slurm_scheduler.add_user(account, unix_user)
+    slurm_scheduler.wait_for_association(account, unix_user)
+    with app.app_context():
+        site = create_site("Local cluster", slurm_cluster.cluster_name, slurm_conf=str(slurm_cluster.conf_path))
+        sync_partitions(site, slurm_scheduler)
+        for partition in site.partitions:  # one node with GPUs: only "gpu" counts GPU-hours
+            if partition.name != "gpu":
+                set_partition_kind(partition, ResourceKind.CPU)
+        db.session.commit()
+        site_id = site.id
+    return build_job_world(app, make_user, site_id=site_id, unix_user=unix_user, account=account)
+
+
+def add_member_to(app, world: JobWorld, user_id: int, role: ProjectRole = ProjectRole.MEMBER) -> None:
+    with app.app_context():
+        add_member(world.project(), db.session.get(User, user_id), role)
+        db.session.commit()
+
+
+def stored_job(app, world: JobWorld, slurm_job_id: str, state: str = "COMPLETED") -> int:
+    """A portal job row without Slurm (for access tests); returns its id."""
+    from portal.jobs.models import SubmittedJob
+
+    with app.app_context():
+        job = SubmittedJob(site_id=world.site_id, partition_id=world.partition_ids["cpu"], project_id=world.project_id,
+                           user_id=world.member[0], slurm_job_id=slurm_job_id, template="serial", job_name="x",
+                           unix_user=world.unix_user, account=world.account, workdir="/nonexistent/jobtester",
+                           script="#!/bin/bash\n", parameters={}, max_cost_minutes=1, last_state=state)
+        db.session.add(job)
+        db.session.commit()
+        return job.id

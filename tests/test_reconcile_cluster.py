@@ -1,0 +1,60 @@
+"""Reconciliation against the real test cluster: what the portal awards, sacctmgr shows."""
+from __future__ import annotations
+
+from portal.extensions import db
+from portal.grants.models import GrantStatus
+from portal.grants.operations import add_minutes, create_grant, set_grant_status
+from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
+from portal.grants.slurmstate import plan
+from tests.grant_world import (cluster_site, partition, person, project_with_team, slurm_associations,  # noqa: F401
+                               this_year)
+
+pytest_plugins = ["portal.devcluster.pytest_plugin"]
+
+
+def test_award_creates_account_users_and_limits_and_second_run_changes_nothing(cluster_site, slurm_scheduler):
+    pi, member, no_unix = person("Paweł Żółć"), person("Rūta Šimkutė"), person("No Unix", unix=False)
+    project = project_with_team(pi, member, no_unix)
+    start, end = this_year()
+    create_grant(project, title="Regular 2026", start_date=start, end_date=end,
+                 hours={partition(cluster_site, "cpu"): 1000, partition(cluster_site, "gpu"): 20})
+    db.session.commit()
+    assert is_pending({cluster_site.id})
+
+    outcome = reconcile_site(cluster_site, slurm_scheduler)
+    assert outcome.run.succeeded, outcome.run.error
+    assert not is_pending({cluster_site.id})
+    account = project.slurm_account
+    assocs = slurm_associations(slurm_scheduler, account)
+    assert assocs[None]["tres"] == {"cpu": 60_000, "gres/gpu": 1_200}
+    assert assocs[None]["submit"] is None  # -1: no limit on submissions while active
+    assert set(assocs) == {None, pi.unix_username, member.unix_username}
+
+    again = reconcile_site(cluster_site, slurm_scheduler)
+    assert again.run.succeeded and again.commands == []
+
+
+def test_member_removal_top_up_suspension_and_dry_run(cluster_site, slurm_scheduler):
+    pi, member = person("PI"), person("Member")
+    project = project_with_team(pi, member)
+    start, end = this_year()
+    grant = create_grant(project, title="Dev", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 10})
+    db.session.commit()
+    assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
+    account = project.slurm_account
+
+    project.memberships.remove(project.membership_of(member))
+    add_minutes(grant.allocations[0], 600)
+    set_grant_status(grant, GrantStatus.SUSPENDED)
+    db.session.commit()
+    assert is_pending({cluster_site.id})
+    dry = reconcile_site(cluster_site, slurm_scheduler, dry_run=True)
+    assert {c.kind for c in dry.commands} == {"modify_account", "delete_user"}
+    assert member.unix_username in slurm_associations(slurm_scheduler, account)  # a dry run changes nothing
+    assert is_pending({cluster_site.id})
+
+    assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
+    assocs = slurm_associations(slurm_scheduler, account)
+    assert set(assocs) == {None, pi.unix_username}
+    assert assocs[None]["tres"] == {"cpu": 1_200} and assocs[None]["submit"] == 0
+    assert plan(desired_state(cluster_site), read_actual(cluster_site, slurm_scheduler), cluster_site.slurm_cluster).commands() == []

@@ -1,0 +1,89 @@
+"""Desired state from the database, pending marks after commits, and one reconciler per site."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.grants.models import GrantStatus
+from portal.grants.operations import create_grant, set_grant_status
+from portal.grants.reconcile import desired_state, is_pending, reconcile_site, site_state
+from portal.identity.providers import create_local_user
+from portal.projects.operations import add_member, create_project
+from portal.sites.models import Partition, ResourceKind
+from portal.sites.operations import create_site
+
+
+def _site():
+    site = create_site("Site", "sitea", slurm_conf="/nonexistent/slurm.conf")
+    site.partitions += [Partition(name="cpu", resource_kind=ResourceKind.CPU),
+                        Partition(name="gpu", resource_kind=ResourceKind.GPU)]
+    db.session.flush()
+    return site, site.partitions[0], site.partitions[1]
+
+
+def test_accounts_limits_pools_and_users_come_from_grants_and_members(app_ctx):
+    app_ctx.config["SLURM_TOP_ACCOUNT"] = "portal"
+    site, cpu, gpu = _site()
+    pi = create_local_user("pi@example.org", "Łukasz", unix_username="lukasz")
+    project = create_project("EHPC-AI-2026/07", "Ąčę", pi)
+    add_member(project, create_local_user("m@example.org", "Žydrūnas"))  # no Unix account: no association
+    today = utcnow().date()
+    create_grant(project, title="AI", start_date=today - timedelta(days=1), end_date=today + timedelta(days=9),
+                 hours={cpu: 10, gpu: 2}).funding_pool = "ai_factory"
+    suspended = create_project("p2", "Two", pi)
+    set_grant_status(create_grant(suspended, title="x", start_date=today, end_date=today + timedelta(days=5),
+                                  hours={cpu: 1}), GrantStatus.SUSPENDED)
+    later = create_project("p3", "Three", pi)
+    create_grant(later, title="y", start_date=today + timedelta(days=3), end_date=today + timedelta(days=5), hours={cpu: 1})
+    db.session.flush()
+
+    state = desired_state(site, today)
+    assert {n: (s.parent, dict(s.tres_mins), s.submit_jobs) for n, s in state.accounts.items()} == {
+        "portal": ("root", {}, None),
+        "ai_factory": ("portal", {}, None),
+        "ehpc_ai_2026_07": ("ai_factory", {"cpu": 600, "gres/gpu": 120}, None),
+        "p2": ("portal", {"cpu": 60}, 0),  # suspended: no new jobs
+        "p3": ("portal", {"cpu": 60}, 0),  # not started yet
+    }
+    assert state.users == {("ehpc_ai_2026_07", "lukasz"), ("p2", "lukasz"), ("p3", "lukasz")}
+    assert desired_state(site, today + timedelta(days=9)).accounts["ehpc_ai_2026_07"].submit_jobs == 0  # ended
+
+
+def test_committed_changes_mark_the_site_pending_and_a_failed_sync_keeps_it(app_ctx):
+    site, cpu, _ = _site()
+    pi = create_local_user("pi@example.org", "PI", unix_username="pi1")
+    project = create_project("p1", "One", pi)
+    db.session.commit()
+    assert not is_pending({site.id})  # a project without a grant touches no site
+    create_grant(project, title="x", start_date=utcnow().date(), end_date=utcnow().date() + timedelta(days=5),
+                 hours={cpu: 1})
+    db.session.commit()
+    assert is_pending({site.id})
+    outcome = reconcile_site(site)
+    assert not outcome.run.succeeded and "slurm.conf not found" in outcome.run.error
+    assert is_pending({site.id}) and site_state(site).last_error == outcome.run.error
+
+    add_member(project, create_local_user("m@example.org", "Member", unix_username="mem1"))
+    db.session.rollback()  # a change that is rolled back marks nothing
+    state = site_state(site)
+    state.pending = False
+    db.session.commit()
+    assert not is_pending({site.id})
+    pi.unix_username = "pi2"  # a new Unix name changes the associations
+    db.session.commit()
+    assert is_pending({site.id})
+
+
+def test_a_second_worker_skips_a_site_that_is_being_reconciled(app, app_ctx):
+    site, _, _ = _site()
+    site_state(site)
+    db.session.commit()
+    with db.engine.connect() as other_worker:
+        other_worker.execute(text("SELECT site_id FROM slurm_site_state WHERE site_id = :id FOR UPDATE"), {"id": site.id})
+        outcome = reconcile_site(site)
+        assert outcome.run is None and outcome.commands == []
+        other_worker.rollback()
+    assert reconcile_site(site).run is not None
