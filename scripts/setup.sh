@@ -33,6 +33,15 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> Creating .venv"
   /usr/bin/python3 -m venv .venv
 fi
+# Jobs run as other Unix users (the Slurm tests, job templates) and must reach .venv/bin/python.
+if [ "$(id -u)" -eq 0 ] && ! runuser -u nobody -- test -x "$PWD/.venv/bin/python"; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "==> Letting other users traverse the folders down to $PWD (CI only)"
+    d="$PWD"; while [ "$d" != "/" ]; do chmod o+x "$d"; d="$(dirname "$d")"; done
+  else
+    echo "WARNING: other Unix users cannot reach $PWD/.venv; jobs submitted as them will fail." >&2
+  fi
+fi
 echo "==> Installing Python packages"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
