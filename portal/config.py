@@ -16,6 +16,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SECURE": False,  # set true behind HTTPS (production)
     "LOCAL_LOGIN_ENABLED": True,
     "SCHEDULER_TIMEOUT": 15.0,  # seconds a Slurm command may take before it counts as unreachable
+    # Partition limits older than this many seconds are read from Slurm again before a job is
+    # checked against them (and by every sync), so a limit changed in Slurm is followed.
+    "PARTITION_LIMITS_TTL": 30.0,
+    "SLURM_TOP_ACCOUNT": "portal",  # the Slurm account every account the portal makes sits under
     "DEFAULT_LOCALE": "en",
     "SQL_ECHO": False,
     # Folder of mpi_examples references files that judge uploaded results; empty: the shipped ones.

@@ -30,12 +30,12 @@ def cluster_site(app_ctx, slurm_cluster, monkeypatch) -> Iterator[Site]:
     db.session.commit()
     yield site
     # Leave the shared test cluster as it was: remove everything under this test's top account.
-    from portal.grants.reconcile import apply_plan, read_actual
-    from portal.grants.slurmstate import SlurmState, plan
+    from portal.grants.reconcile import read_actual
+    from portal.slurm.accounting import SlurmState, plan
 
     db.session.rollback()
     scheduler = make_scheduler("cli", env=slurm_cluster.env)
-    apply_plan(scheduler, plan(SlurmState(), read_actual(site, scheduler), site.slurm_cluster, remove_drift=True))
+    scheduler.apply_accounting(plan(SlurmState(), read_actual(site, scheduler), site.slurm_cluster, remove_drift=True))
 
 
 def partition(site: Site, name: str) -> Partition:
@@ -65,14 +65,21 @@ def this_year() -> tuple[date, date]:
     return today - timedelta(days=30), today + timedelta(days=335)
 
 
-def slurm_associations(scheduler, account: str) -> dict[str | None, dict]:
-    """{user or None (the account itself): {'tres': {...}, 'submit': n, 'parent': p}}."""
+def slurm_associations(scheduler, account: str) -> dict:
+    """What sacctmgr shows for ``account``: {None: the account's own association,
+    (user, partition): each user association} with {'tres', 'submit', 'jobs', 'parent'}."""
     output = scheduler.sacctmgr(["-P", "-n", "show", "association", f"account={account}",
-                                 "format=Account,ParentName,User,GrpTRESMins,GrpSubmit"])
-    return {row["User"] or None: {"tres": parse_tres(row["GrpTRESMins"]), "submit": parse_int(row["GrpSubmit"]),
-                                  "parent": row["ParentName"]}
-            for row in parse_pipe_rows(output, ("Account", "ParentName", "User", "GrpTRESMins", "GrpSubmit"))
-            if row["Account"] == account}
+                                 "format=Account,ParentName,User,Partition,GrpTRESMins,GrpSubmit,GrpJobs"])
+    fields = ("Account", "ParentName", "User", "Partition", "GrpTRESMins", "GrpSubmit", "GrpJobs")
+    return {((row["User"], row["Partition"]) if row["User"] else None): {
+        "tres": parse_tres(row["GrpTRESMins"]), "submit": parse_int(row["GrpSubmit"]), "jobs": parse_int(row["GrpJobs"]),
+        "parent": row["ParentName"]} for row in parse_pipe_rows(output, fields) if row["Account"] == account}
+
+
+def pool_account(grant, partition_name: str) -> str:
+    """The Slurm sub-account of ``grant``'s pool on a partition (named by the reconciler)."""
+    db.session.refresh(grant)
+    return next(a.slurm_account for a in grant.allocations if a.partition.name == partition_name)
 
 
 def access_world_grant(project, cpu_partition, pi) -> dict[str, int]:

@@ -11,7 +11,7 @@ from portal.grants.reconcile import reconcile_site
 from portal.identity.models import Role
 from portal.slurm.types import JobRequest
 from tests.browser import chromium_page, live_server, screenshot, sign_in_in_browser
-from tests.grant_world import cluster_site, partition, person, project_with_team, this_year  # noqa: F401
+from tests.grant_world import cluster_site, partition, person, pool_account, project_with_team, this_year  # noqa: F401
 
 pytestmark = pytest.mark.browser
 pytest_plugins = ["portal.devcluster.pytest_plugin"]
@@ -27,7 +27,7 @@ def test_burn_down_chart_with_real_usage(app, cluster_site, slurm_cluster, slurm
                          hours={partition(cluster_site, "cpu"): 0.1})
     db.session.commit()
     assert reconcile_site(cluster_site).run.succeeded
-    account, user = project.slurm_account, pi.unix_username
+    account, user = pool_account(grant, "cpu"), pi.unix_username
     slurm_scheduler.wait_for_association(account, user)
     jobs = [slurm_scheduler.submit(JobRequest(
         script="#!/bin/bash\nsleep 15\n", account=account, partition="cpu", job_name="burn", cpus_per_task=2,

@@ -10,8 +10,8 @@ from portal.grants.requests import ask_for_change
 from portal.identity.models import Role
 from portal.slurm.types import JobRequest
 from tests.conftest import csrf_token_from, sign_in
-from tests.grant_world import (cluster_site, partition, person, project_with_team, slurm_associations,  # noqa: F401
-                               this_year)
+from tests.grant_world import (cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
+                               slurm_associations, this_year)
 
 pytest_plugins = ["portal.devcluster.pytest_plugin"]
 
@@ -26,7 +26,7 @@ def _grant(site, hours: float = 10, real_user: bool = False):
 
 
 def test_sync_dry_run_sync_twice_and_drift(app, cluster_site, slurm_scheduler):
-    project, _, pi = _grant(cluster_site)
+    project, grant, pi = _grant(cluster_site)
     runner = app.test_cli_runner()
     dry = runner.invoke(args=["slurm", "sync", "--dry-run", cluster_site.name])
     assert dry.exit_code == 0, dry.output
@@ -35,28 +35,48 @@ def test_sync_dry_run_sync_twice_and_drift(app, cluster_site, slurm_scheduler):
 
     done = runner.invoke(args=["slurm", "sync", cluster_site.name])
     assert done.exit_code == 0 and "ran " in done.output, done.output
-    assert set(slurm_associations(slurm_scheduler, project.slurm_account)) == {None, pi.unix_username}
+    cpu_pool = pool_account(grant, "cpu")
+    assert set(slurm_associations(slurm_scheduler, cpu_pool)) == {None, (pi.unix_username, "cpu")}
     again = runner.invoke(args=["slurm", "sync", cluster_site.name])
     assert "ran 0 command(s)" in again.output
+    clean = runner.invoke(args=["slurm", "drift", cluster_site.name])
+    assert "0 account(s), 0 user association(s) not in the portal; 0 limit(s) changed by hand" in clean.output
 
+    # What a hurried admin does by hand: a stray account, a partition-level association in a
+    # portal account (it would spend the grant), limits changed on the account and the user.
     top = app.config["SLURM_TOP_ACCOUNT"]
     stray = unique_name("stray")
     slurm_scheduler.add_account(stray, parent=top)
+    intruder = person("Intruder").unix_username
+    slurm_scheduler.sacctmgr(["add", "user", intruder, f"account={cpu_pool}", "partition=debug"])
+    slurm_scheduler.sacctmgr(["modify", "account", "where", f"name={cpu_pool}", "set",
+                              "GrpTRESMins=cpu=999999", "GrpSubmitJobs=7"])
+    slurm_scheduler.sacctmgr(["modify", "user", "where", f"name={pi.unix_username}", f"account={cpu_pool}",
+                              "partition=cpu", "set", "GrpJobs=3"])
     report = runner.invoke(args=["slurm", "drift", cluster_site.name])
     assert f"account {stray} (parent {top})" in report.output
+    assert f"user {intruder} in {cpu_pool} on partition debug" in report.output
+    assert f"account {cpu_pool}: GrpTRESMins is cpu=999999, the portal awarded cpu=600" in report.output
+    assert f"account {cpu_pool}: GrpSubmitJobs is 7, the portal awarded none" in report.output
+    assert f"user {pi.unix_username} in {cpu_pool} on partition cpu has limits set by hand: GrpJobs=3" in report.output
     assert slurm_associations(slurm_scheduler, stray)  # reported, not removed
     removed = runner.invoke(args=["slurm", "drift", "--remove", cluster_site.name])
-    assert "removed with" in removed.output and "FAILED" not in removed.output
+    assert "removed and reset with" in removed.output and "FAILED" not in removed.output
     assert slurm_associations(slurm_scheduler, stray) == {}
-    assert set(slurm_associations(slurm_scheduler, project.slurm_account)) == {None, pi.unix_username}
+    # sacctmgr itself shows exactly what was awarded again.
+    assert slurm_associations(slurm_scheduler, cpu_pool) == {
+        None: {"tres": {"cpu": 600}, "submit": None, "jobs": None, "parent": project.slurm_account},
+        (pi.unix_username, "cpu"): {"tres": {}, "submit": None, "jobs": None, "parent": ""}}
+    assert "0 account(s), 0 user association(s)" in runner.invoke(args=["slurm", "drift", cluster_site.name]).output
 
 
 def test_ingest_command_shows_progress_and_what_it_charged(app, cluster_site, slurm_cluster, slurm_scheduler):
-    project, _, pi = _grant(cluster_site, real_user=True)
+    project, grant, pi = _grant(cluster_site, real_user=True)
     runner = app.test_cli_runner()
     assert runner.invoke(args=["slurm", "sync"]).exit_code == 0
-    slurm_scheduler.wait_for_association(project.slurm_account, pi.unix_username)
-    job = slurm_scheduler.submit(JobRequest(script="#!/bin/bash\ntrue\n", account=project.slurm_account, partition="cpu",
+    account = pool_account(grant, "cpu")
+    slurm_scheduler.wait_for_association(account, pi.unix_username)
+    job = slurm_scheduler.submit(JobRequest(script="#!/bin/bash\ntrue\n", account=account, partition="cpu",
                                             job_name="cli", workdir=str(slurm_cluster.jobs_dir), time_limit_minutes=1,
                                             user=pi.unix_username, output=f"{slurm_cluster.jobs_dir}/cli-%j.out"))
     wait_for(lambda: slurm_scheduler.job(job).state.is_final, 60, "the job to end")
@@ -70,7 +90,7 @@ def test_staff_approval_on_the_web_raises_the_slurm_limit_after_the_commit(app, 
     monkeypatch.setitem(app.config, "SLURM_SYNC_AFTER_CHANGE", True)
     project, grant, pi = _grant(cluster_site, hours=10)
     assert app.test_cli_runner().invoke(args=["slurm", "sync"]).exit_code == 0
-    assert slurm_associations(slurm_scheduler, project.slurm_account)[None]["tres"] == {"cpu": 600}
+    assert slurm_associations(slurm_scheduler, pool_account(grant, "cpu"))[None]["tres"] == {"cpu": 600}
     change = ask_for_change(grant, pi, reason="Więcej", hours=5, partition=partition(cluster_site, "cpu"))
     db.session.commit()
     change_id, grant_id = change.id, grant.id
@@ -89,4 +109,4 @@ def test_staff_approval_on_the_web_raises_the_slurm_limit_after_the_commit(app, 
     worker.start()
     worker.join()
     assert statuses == [302, False]
-    assert slurm_associations(slurm_scheduler, project.slurm_account)[None]["tres"] == {"cpu": 900}
+    assert slurm_associations(slurm_scheduler, pool_account(grant, "cpu"))[None]["tres"] == {"cpu": 900}

@@ -15,7 +15,7 @@ from portal.grants.usage import JobUsage, used_minutes
 from portal.devcluster.pytest_plugin import wait_for
 from portal.slurm.errors import SchedulerCommandFailed
 from portal.slurm.types import JobRequest
-from tests.grant_world import cluster_site, partition, person, project_with_team, this_year  # noqa: F401
+from tests.grant_world import cluster_site, partition, person, pool_account, project_with_team, this_year  # noqa: F401
 
 pytest_plugins = ["portal.devcluster.pytest_plugin"]
 
@@ -39,7 +39,7 @@ def _granted_team(site, core_hours: float):
 def test_jobs_are_charged_to_the_grant_as_sacct_counts_them_and_reingesting_changes_nothing(
         cluster_site, slurm_cluster, slurm_scheduler):
     project, grant, pi, member = _granted_team(cluster_site, 100)
-    account = project.slurm_account
+    account = pool_account(grant, "cpu")
     job_ids = []
     for user in (pi.unix_username, member.unix_username):
         slurm_scheduler.wait_for_association(account, user)
@@ -70,7 +70,7 @@ def test_jobs_are_charged_to_the_grant_as_sacct_counts_them_and_reingesting_chan
 
 def test_used_up_grant_holds_jobs_and_a_top_up_releases_them(cluster_site, slurm_cluster, slurm_scheduler):
     project, grant, pi, _ = _granted_team(cluster_site, 2 / 60)  # two core-minutes
-    account, user = project.slurm_account, pi.unix_username
+    account, user = pool_account(grant, "cpu"), pi.unix_username
     slurm_scheduler.wait_for_association(account, user)
     first = slurm_scheduler.submit(_job(slurm_cluster, account, user, seconds=35))
     wait_for(lambda: slurm_scheduler.job(first).state.is_final, 90, "the first job to end")
@@ -88,14 +88,15 @@ def test_used_up_grant_holds_jobs_and_a_top_up_releases_them(cluster_site, slurm
 
 def test_expired_grant_refuses_new_jobs(cluster_site, slurm_cluster, slurm_scheduler):
     project, grant, pi, _ = _granted_team(cluster_site, 10)
-    slurm_scheduler.wait_for_association(project.slurm_account, pi.unix_username)
+    account = pool_account(grant, "cpu")
+    slurm_scheduler.wait_for_association(account, pi.unix_username)
     assert expire_due_grants(today=grant.end_date) == [grant]
     db.session.commit()
     assert reconcile_site(cluster_site).run.succeeded
     with pytest.raises(SchedulerCommandFailed, match="(?i)policy|limit"):
-        wait_for(lambda: _submit_refused(slurm_scheduler, slurm_cluster, project.slurm_account, pi.unix_username),
+        wait_for(lambda: _submit_refused(slurm_scheduler, slurm_cluster, account, pi.unix_username),
                  30, "sbatch to refuse")
-        slurm_scheduler.submit(_job(slurm_cluster, project.slurm_account, pi.unix_username, seconds=1))
+        slurm_scheduler.submit(_job(slurm_cluster, account, pi.unix_username, seconds=1))
 
 
 def _submit_refused(scheduler, cluster, account, user):

@@ -62,7 +62,7 @@ def test_pi_sees_granted_used_remaining_burn_down_forecast_members_and_jobs(app,
     assert "Łódź–Vilnius LLM" in page and "Modele języka – kalbos modeliai" in page
     assert "<svg" in page and "Forecast at the current rate" in page
     # CPU time on the GPU partition counts as GPU-hours there, not as core-hours.
-    assert "<td>core-hours</td><td>1,000</td><td>250</td><td>750</td>" in page
+    assert "<td>core-hours</td><td>cpu</td><td>waiting for Slurm</td><td>1,000</td><td>250</td><td>750</td>" in page
     assert "GPU-hours will be exhausted on" in page  # 45 GPU-hours in 30 of 100 days: runs out early
     assert "16.67 % will be left unused at the end" in page  # 250 core-hours in 30 days: 167 left at the end
     assert "pzolk" in page and "rsimk" in page and "102" in page

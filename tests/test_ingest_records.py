@@ -1,4 +1,4 @@
-"""Ingestion from sacct's -P text: charging across period boundaries, idempotence, late states."""
+"""Ingestion from sacct's -P text: charging by pool account, idempotence, late states."""
 from __future__ import annotations
 
 from datetime import date
@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.grants.ingest import ingest_records
 from portal.grants.operations import create_grant
+from portal.grants.reconcile import name_pool_accounts
 from portal.grants.usage import JobUsage, used_minutes
 from portal.identity.providers import create_local_user
 from portal.projects.operations import create_project
@@ -35,29 +36,37 @@ def two_years(app_ctx):
                          hours={cpu: 100, gpu: 10})
     second = create_grant(project, title="2027", start_date=date(2027, 1, 1), end_date=date(2028, 1, 1), hours={cpu: 100})
     db.session.flush()
+    name_pool_accounts(site)
     return site, first, second
 
 
-def test_a_job_spanning_the_boundary_is_charged_whole_to_the_grant_active_at_its_start(two_years):
+def test_each_grant_period_and_pool_has_its_own_account_and_jobs_are_charged_where_slurm_counted_them(two_years):
     site, first, second = two_years
-    text = (sacct("1", "p_l", "cpu", "COMPLETED", "2026-12-31T22:00:00", "2027-01-01T02:00:00", 4 * 3600, 2)
-            + sacct("2", "p_l", "cpu", "COMPLETED", "2027-01-01T00:00:00", "2027-01-01T01:00:00", 3600, 1)
-            + sacct("3", "p_l", "gpu", "COMPLETED", "2026-06-01T00:00:00", "2026-06-01T01:00:00", 3600, 8,
+    cpu, gpu = site.partitions
+    first_cpu, second_cpu = first.allocation_for(cpu).slurm_account, second.allocation_for(cpu).slurm_account
+    assert (first_cpu, first.allocation_for(gpu).slurm_account) == ("p_l_cpu", "p_l_gpu")
+    assert second_cpu == f"p_l_cpu_{second.id}"  # a new period: a new counter, nothing carried over
+    # Job 1 was submitted under the 2026 grant and ran past its end: Slurm counted it there.
+    text = (sacct("1", first_cpu, "cpu", "COMPLETED", "2026-12-31T22:00:00", "2027-01-01T02:00:00", 4 * 3600, 2)
+            + sacct("2", second_cpu, "cpu", "COMPLETED", "2027-01-01T00:00:00", "2027-01-01T01:00:00", 3600, 1)
+            + sacct("3", "p_l_gpu", "gpu", "COMPLETED", "2026-06-01T00:00:00", "2026-06-01T01:00:00", 3600, 8,
                     "billing=8,cpu=8,gres/gpu=2,mem=1G,node=1")
-            + sacct("4", "someone_else", "cpu", "COMPLETED", "2026-06-01T00:00:00", "2026-06-01T01:00:00", 3600, 1))
+            + sacct("4", "someone_else", "cpu", "COMPLETED", "2026-06-01T00:00:00", "2026-06-01T01:00:00", 3600, 1)
+            + sacct("5", "p_l", "cpu", "COMPLETED", "2026-06-01T00:00:00", "2026-06-01T01:00:00", 3600, 1))
     result = ingest_records(site, usage_from_sacct(text))
-    assert (result.records, result.charged) == (4, 3)
-    assert used_minutes(first.allocation_for(site.partitions[0])) == 8 * 60  # job 1, whole
-    assert used_minutes(second.allocation_for(site.partitions[0])) == 60  # job 2
-    assert used_minutes(first.allocation_for(site.partitions[1])) == 2 * 60  # GPU-minutes from AllocTRES
+    assert (result.records, result.charged) == (5, 3)
+    assert used_minutes(first.allocation_for(cpu)) == 8 * 60  # job 1, whole
+    assert used_minutes(second.allocation_for(cpu)) == 60  # job 2
+    # GPU-minutes from AllocTRES; the 8 CPUs of the GPU job are charged nowhere (GPU pools count GPUs only).
+    assert used_minutes(first.allocation_for(gpu)) == 2 * 60
 
 
 def test_reingesting_never_double_counts_and_a_final_state_is_not_undone(two_years):
     site, first, _ = two_years
-    running = sacct("7", "p_l", "cpu", "RUNNING", "2026-03-01T00:00:00", "Unknown", 600, 4)
-    done = sacct("7", "p_l", "cpu", "COMPLETED", "2026-03-01T00:00:00", "2026-03-01T01:00:00", 3600, 4)
+    running = sacct("7", "p_l_cpu", "cpu", "RUNNING", "2026-03-01T00:00:00", "Unknown", 600, 4)
+    done = sacct("7", "p_l_cpu", "cpu", "COMPLETED", "2026-03-01T00:00:00", "2026-03-01T01:00:00", 3600, 4)
     # Right after the end sacct may show the job PENDING with no CPUs: that must not erase it.
-    glitch = sacct("7", "p_l", "cpu", "PENDING", "2026-03-01T00:00:00", "Unknown", 0, 0)
+    glitch = sacct("7", "p_l_cpu", "cpu", "PENDING", "2026-03-01T00:00:00", "Unknown", 0, 0)
     allocation = first.allocation_for(site.partitions[0])
     ingest_records(site, usage_from_sacct(running))
     assert used_minutes(allocation) == 40

@@ -43,7 +43,7 @@ def test_rendered_sbatch_lines_are_exactly_the_validated_values(app_ctx, job_wor
     assert plan.errors == {}
     out = f"{plan.workdir}/" + ("slurm-%A_%a.out" if expected.pop("array", False) else "slurm-%j.out")
     assert plan.workdir.endswith("/jobs/jobtester")
-    assert sbatch_lines(plan.script) == header(f"my-{name}", "jobs_test", partition, out=out, **expected)
+    assert sbatch_lines(plan.script) == header(f"my-{name}", f"jobs_test_{partition}", partition, out=out, **expected)
     assert plan.script.startswith("#!/bin/bash\n#SBATCH --job-name=")
 
 
@@ -100,10 +100,12 @@ def test_a_request_larger_than_the_grant_left_is_refused_with_both_numbers(app, 
         plan = plan_job(world.user(), templates["mpi"], world.project(), world.partition("cpu"),
                         {"ntasks": "2", "time": "31"})
         assert plan.errors["partition"] == [
-            "this job may use up to 62 core-minutes, more than the 60 core-minutes left on the grant for cpu"]
+            "this job may use up to 1.03 core-hours, more than the 1 core-hours the grant still allows on cpu"
+            " (after 0 core-hours held by jobs already queued)"]
         gpu = plan_job(world.user(), templates["gpu"], world.project(), world.partition("gpu"), {"time": "7"})
         assert gpu.errors["partition"] == [
-            "this job may use up to 7 GPU-minutes, more than the 6 GPU-minutes left on the grant for gpu"]
+            "this job may use up to 0.12 GPU-hours, more than the 0.1 GPU-hours the grant still allows on gpu"
+            " (after 0 GPU-hours held by jobs already queued)"]
         assert plan_job(world.user(), templates["mpi"], world.project(), world.partition("cpu"),
                         {"ntasks": "2", "time": "30"}).ok
 

@@ -17,7 +17,7 @@ def test_api_submit_pending_with_reason_then_cancel_and_a_finished_jobs_output(a
             "job_name": "api-serial", "values": {"time": "2", "work": 10}}
     done = client.post("/api/jobs", json=body, headers=headers)
     assert done.status_code == 201, done.get_json()
-    assert done.get_json()["unix_user"] == world.unix_user and done.get_json()["account"] == world.account
+    assert done.get_json()["unix_user"] == world.unix_user and done.get_json()["account"] == f"{world.account}_cpu"
 
     def finished():
         job = client.get(f"/api/jobs/{done.get_json()['id']}").get_json()
@@ -62,7 +62,9 @@ def test_cli_templates_render_submit_list_cancel(app, cluster_job_world):
     rendered = runner.invoke(args=["jobs", "render", "openmp", *common, "--set", "threads=1", "--set", "time=3"])
     assert rendered.exit_code == 0, rendered.output
     assert "#SBATCH --cpus-per-task=1\n" in rendered.output and "#SBATCH --time=3\n" in rendered.output
-    assert "# largest possible cost: 3 core-minutes; 6000 left on the grant" in rendered.output
+    assert (f"# largest possible cost: 0.05 core-hours; the grant still allows 100 core-hours on this pool"
+            f" (account {world.account}_debug)") in rendered.output
+    assert "# note:" not in rendered.output  # Slurm answered: its own numbers, no fallback
     submitted = runner.invoke(args=["jobs", "submit", "openmp", *common, "--set", "threads=1", "--job-name", "cli-omp"])
     assert submitted.exit_code == 0, submitted.output
     with app.app_context():

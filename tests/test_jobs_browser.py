@@ -26,7 +26,7 @@ def test_pick_preview_submit_and_see_the_job_finish(app, cluster_job_world):
         script = preview.inner_text()
         assert "#SBATCH --job-name=browser-mpi\n" in script and "#SBATCH --ntasks=2\n" in script
         assert "srun --mpi=pmix" in script
-        assert "Largest possible cost: 6 core-minutes" in page.inner_text("p.cost")
+        assert "Largest possible cost: 0.1 core-hours" in page.inner_text("p.cost")
         screenshot(page, "jobs-preview")
         page.click("button[value=submit]")
         page.wait_for_selector("text=Submitted job")

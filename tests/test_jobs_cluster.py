@@ -47,7 +47,7 @@ def test_template_runs_to_completion_and_its_output_is_readable(app, cluster_job
         plan = plan_job(world.user(), template, world.project(), world.partition(partition), values, f"t-{name}")
         assert plan.ok, plan.errors
         directives = [line for line in plan.script.splitlines() if line.startswith("#SBATCH")]
-        assert directives[:4] == [f"#SBATCH --job-name=t-{name}", f"#SBATCH --account={world.account}",
+        assert directives[:4] == [f"#SBATCH --job-name=t-{name}", f"#SBATCH --account={world.account}_{partition}",
                                   f"#SBATCH --partition={partition}", f"#SBATCH --time={values['time']}"]
         job = submit_job(plan, world.user())
         db.session.commit()

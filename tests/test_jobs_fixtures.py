@@ -51,8 +51,10 @@ def _project_with_grant(site: Site, member: User, account: str, hours: dict[str,
     project = create_project(account.replace("_", "-"), "Żółć projekt — Lietuvių ąčęėįšųūž", member)
     project.slurm_account = account
     today = date.today()
-    create_grant(project, title="Test grant", start_date=today - timedelta(days=1), end_date=today + timedelta(days=30),
-                 hours={p: hours[p.name] for p in site.partitions if p.name in hours})
+    grant = create_grant(project, title="Test grant", start_date=today - timedelta(days=1),
+                         end_date=today + timedelta(days=30), hours={p: hours[p.name] for p in site.partitions if p.name in hours})
+    for allocation in grant.allocations:  # named as the reconciler names a grant's pools
+        allocation.slurm_account = f"{account}_{allocation.partition.name}"
     return project
 
 
@@ -62,7 +64,8 @@ def build_job_world(app, make_user, *, site_id: int | None = None, unix_user: st
     outsider = make_user(Role.MEMBER, name="Outsider", unix_username=None)
     with app.app_context():
         if site_id is None:
-            site = create_site("Dev cluster", "devjobs")
+            # No Slurm here: a missing slurm.conf makes every Slurm call fail at once.
+            site = create_site("Dev cluster", "devjobs", slurm_conf="/nonexistent/slurm.conf")
             for name, limits in DEV_PARTITIONS.items():
                 site.partitions.append(Partition(name=name, state="UP", total_nodes=1, cpus_per_node=2,
                                                  gpus_per_node=2, mem_per_node_mb=6026, default_time_minutes=5,
@@ -84,15 +87,15 @@ def job_world(app, make_user, tmp_path, monkeypatch) -> JobWorld:
 
 @pytest.fixture
 def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatch) -> JobWorld:
-    """The real test cluster as a site, a project whose Slurm account and association exist."""
+    """The real test cluster as a site, a project whose grant the reconciler put into Slurm."""
     from portal.devcluster.pytest_plugin import unique_name
+    from portal.grants.reconcile import reconcile_site
 
     monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(slurm_cluster.jobs_dir))
+    monkeypatch.setitem(app.config, "SLURM_TOP_ACCOUNT", unique_name("top"))
+    monkeypatch.setitem(app.config, "SLURM_SYNC_AFTER_CHANGE", False)
     unix_user = slurm_cluster.ensure_unix_user("jobuser5")
     account = unique_name("jt")
-    slurm_scheduler.add_account(account, description="job template tests")
-    slurm_scheduler.add_user(account, unix_user)
-    slurm_scheduler.wait_for_association(account, unix_user)
     with app.app_context():
         site = create_site("Local cluster", slurm_cluster.cluster_name, slurm_conf=str(slurm_cluster.conf_path))
         sync_partitions(site, slurm_scheduler)
@@ -101,7 +104,13 @@ def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatc
                 set_partition_kind(partition, ResourceKind.CPU)
         db.session.commit()
         site_id = site.id
-    return build_job_world(app, make_user, site_id=site_id, unix_user=unix_user, account=account)
+    world = build_job_world(app, make_user, site_id=site_id, unix_user=unix_user, account=account)
+    with app.app_context():
+        outcome = reconcile_site(db.session.get(Site, site_id), slurm_scheduler)
+        assert outcome.run.succeeded, outcome.run.error
+        for name in world.partition_ids:
+            slurm_scheduler.wait_for_association(f"{account}_{name}", unix_user)
+    return world
 
 
 def add_member_to(app, world: JobWorld, user_id: int, role: ProjectRole = ProjectRole.MEMBER) -> None:

@@ -31,7 +31,10 @@ def test_the_form_shows_limits_beside_fields_and_previews_the_exact_script(app, 
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "#SBATCH --ntasks=2" in html and "#SBATCH --time=20" in html
-    assert "Largest possible cost: 40 core-minutes" in html and "left on the grant: 6,000" in html.replace("\u202f", ",")
+    assert "Largest possible cost: 0.67 core-hours" in html
+    assert "the grant still allows 100 core-hours on this pool" in html and "Slurm account jobs_test_cpu" in html
+    # No Slurm in this test: the ledger stands in, and the page says so.
+    assert "Slurm did not answer" in html
     assert "Everything checks out" in html
 
 

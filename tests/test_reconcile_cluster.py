@@ -3,13 +3,19 @@ from __future__ import annotations
 
 from portal.extensions import db
 from portal.grants.models import GrantStatus
-from portal.grants.operations import add_minutes, create_grant, set_grant_status
+from portal.grants.operations import add_minutes, create_grant, grants_of, set_grant_status
 from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
-from portal.grants.slurmstate import plan
-from tests.grant_world import (cluster_site, partition, person, project_with_team, slurm_associations,  # noqa: F401
-                               this_year)
+from portal.slurm.accounting import plan
+from tests.grant_world import (cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
+                               slurm_associations, this_year)
 
 pytest_plugins = ["portal.devcluster.pytest_plugin"]
+
+
+def app_top(site) -> str:
+    from flask import current_app
+
+    return current_app.config["SLURM_TOP_ACCOUNT"]
 
 
 def test_award_creates_account_users_and_limits_and_second_run_changes_nothing(cluster_site, slurm_scheduler):
@@ -24,11 +30,17 @@ def test_award_creates_account_users_and_limits_and_second_run_changes_nothing(c
     outcome = reconcile_site(cluster_site, slurm_scheduler)
     assert outcome.run.succeeded, outcome.run.error
     assert not is_pending({cluster_site.id})
-    account = project.slurm_account
-    assocs = slurm_associations(slurm_scheduler, account)
-    assert assocs[None]["tres"] == {"cpu": 60_000, "gres/gpu": 1_200}
-    assert assocs[None]["submit"] is None  # -1: no limit on submissions while active
-    assert set(assocs) == {None, pi.unix_username, member.unix_username}
+    # The project's own account holds no limit and no user: nothing can be charged to it.
+    assert slurm_associations(slurm_scheduler, project.slurm_account) == {
+        None: {"tres": {}, "submit": None, "jobs": None, "parent": app_top(cluster_site)}}
+    grant = grants_of(project)[0]
+    cpu, gpu = pool_account(grant, "cpu"), pool_account(grant, "gpu")
+    cpu_assocs, gpu_assocs = slurm_associations(slurm_scheduler, cpu), slurm_associations(slurm_scheduler, gpu)
+    # Each pool is its own limit, on its own kind of time only, usable on its own partition only.
+    assert cpu_assocs[None] == {"tres": {"cpu": 60_000}, "submit": None, "jobs": None, "parent": project.slurm_account}
+    assert gpu_assocs[None] == {"tres": {"gres/gpu": 1_200}, "submit": None, "jobs": None, "parent": project.slurm_account}
+    assert set(cpu_assocs) == {None, (pi.unix_username, "cpu"), (member.unix_username, "cpu")}
+    assert set(gpu_assocs) == {None, (pi.unix_username, "gpu"), (member.unix_username, "gpu")}
 
     again = reconcile_site(cluster_site, slurm_scheduler)
     assert again.run.succeeded and again.commands == []
@@ -41,7 +53,7 @@ def test_member_removal_top_up_suspension_and_dry_run(cluster_site, slurm_schedu
     grant = create_grant(project, title="Dev", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 10})
     db.session.commit()
     assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
-    account = project.slurm_account
+    account = pool_account(grant, "cpu")
 
     project.memberships.remove(project.membership_of(member))
     add_minutes(grant.allocations[0], 600)
@@ -50,11 +62,11 @@ def test_member_removal_top_up_suspension_and_dry_run(cluster_site, slurm_schedu
     assert is_pending({cluster_site.id})
     dry = reconcile_site(cluster_site, slurm_scheduler, dry_run=True)
     assert {c.kind for c in dry.commands} == {"modify_account", "delete_user"}
-    assert member.unix_username in slurm_associations(slurm_scheduler, account)  # a dry run changes nothing
+    assert (member.unix_username, "cpu") in slurm_associations(slurm_scheduler, account)  # a dry run changes nothing
     assert is_pending({cluster_site.id})
 
     assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
     assocs = slurm_associations(slurm_scheduler, account)
-    assert set(assocs) == {None, pi.unix_username}
-    assert assocs[None]["tres"] == {"cpu": 1_200} and assocs[None]["submit"] == 0
+    assert set(assocs) == {None, (pi.unix_username, "cpu")}
+    assert assocs[None]["tres"] == {"cpu": 1_200} and (assocs[None]["submit"], assocs[None]["jobs"]) == (0, 0)
     assert plan(desired_state(cluster_site), read_actual(cluster_site, slurm_scheduler), cluster_site.slurm_cluster).commands() == []

@@ -13,7 +13,7 @@ from portal.grants.reconcile import desired_state, is_pending, reconcile_site, s
 from portal.identity.providers import create_local_user
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
-from portal.sites.operations import create_site
+from portal.sites.operations import create_site, set_partition_pool
 
 
 def _site():
@@ -41,15 +41,40 @@ def test_accounts_limits_pools_and_users_come_from_grants_and_members(app_ctx):
     db.session.flush()
 
     state = desired_state(site, today)
-    assert {n: (s.parent, dict(s.tres_mins), s.submit_jobs) for n, s in state.accounts.items()} == {
-        "portal": ("root", {}, None),
-        "ai_factory": ("portal", {}, None),
-        "ehpc_ai_2026_07": ("ai_factory", {"cpu": 600, "gres/gpu": 120}, None),
-        "p2": ("portal", {"cpu": 60}, 0),  # suspended: no new jobs
-        "p3": ("portal", {"cpu": 60}, 0),  # not started yet
+    assert {n: (s.parent, dict(s.tres_mins), s.submit_jobs, s.running_jobs) for n, s in state.accounts.items()} == {
+        "portal": ("root", {}, None, None),
+        "ai_factory": ("portal", {}, None, None),
+        # One account per project, without limits; one sub-account per grant and pool, each
+        # limited to exactly its award and on its own kind of time only.
+        "ehpc_ai_2026_07": ("ai_factory", {}, None, None),
+        "ehpc_ai_2026_07_cpu": ("ehpc_ai_2026_07", {"cpu": 600}, None, None),
+        "ehpc_ai_2026_07_gpu": ("ehpc_ai_2026_07", {"gres/gpu": 120}, None, None),
+        "p2": ("portal", {}, None, None),
+        "p2_cpu": ("p2", {"cpu": 60}, 0, 0),  # suspended: no new jobs, queued ones do not start
+        "p3": ("portal", {}, None, None),
+        "p3_cpu": ("p3", {"cpu": 60}, 0, 0),  # not started yet
     }
-    assert state.users == {("ehpc_ai_2026_07", "lukasz"), ("p2", "lukasz"), ("p3", "lukasz")}
-    assert desired_state(site, today + timedelta(days=9)).accounts["ehpc_ai_2026_07"].submit_jobs == 0  # ended
+    # Members may spend a pool on its own partitions only.
+    assert state.users == {("ehpc_ai_2026_07_cpu", "lukasz", "cpu"), ("ehpc_ai_2026_07_gpu", "lukasz", "gpu"),
+                           ("p2_cpu", "lukasz", "cpu"), ("p3_cpu", "lukasz", "cpu")}
+    ended = desired_state(site, today + timedelta(days=9)).accounts["ehpc_ai_2026_07_cpu"]
+    assert (ended.submit_jobs, ended.running_jobs) == (0, 0)
+
+
+def test_partitions_grouped_into_one_pool_share_one_sub_account(app_ctx):
+    app_ctx.config["SLURM_TOP_ACCOUNT"] = "portal"
+    site, cpu, gpu = _site()
+    debug = Partition(name="debug", resource_kind=ResourceKind.CPU)
+    site.partitions.append(debug)
+    db.session.flush()
+    set_partition_pool(cpu, "cpu_all")
+    set_partition_pool(debug, "cpu_all")
+    project = create_project("p9", "Nine", create_local_user("pi@example.org", "PI", unix_username="pi9"))
+    today = utcnow().date()
+    create_grant(project, title="x", start_date=today, end_date=today + timedelta(days=5), hours={cpu: 10, debug: 5})
+    state = desired_state(site, today)
+    assert dict(state.accounts["p9_cpu_all"].tres_mins) == {"cpu": 900}
+    assert state.users == {("p9_cpu_all", "pi9", "cpu"), ("p9_cpu_all", "pi9", "debug")}
 
 
 def test_committed_changes_mark_the_site_pending_and_a_failed_sync_keeps_it(app_ctx):

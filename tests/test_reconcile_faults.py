@@ -7,7 +7,7 @@ import pytest
 from portal.extensions import db
 from portal.grants.operations import create_grant
 from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
-from portal.grants.slurmstate import plan
+from portal.slurm.accounting import plan
 from portal.slurm import make_scheduler
 from portal.slurm.cli import CliScheduler
 from tests.grant_world import cluster_site, partition, person, project_with_team, this_year  # noqa: F401
@@ -95,4 +95,10 @@ def test_slurmctld_stopped_during_a_sync_converges_and_the_controller_learns_it(
         assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
     _assert_converged(cluster_site, slurm_scheduler)
     member = project.memberships[0].user.unix_username
-    slurm_scheduler.wait_for_association(project.slurm_account, member, timeout=60)
+    slurm_scheduler.wait_for_association(_pool_of(project), member, timeout=60)
+
+
+def _pool_of(project) -> str:
+    from portal.grants.operations import grants_of
+
+    return grants_of(project)[0].allocations[0].slurm_account

@@ -45,7 +45,12 @@ class PreviewSchema(Schema):
     errors = fields.Dict(keys=fields.Str(), values=fields.List(fields.Str()))
     script = fields.Str(allow_none=True)
     cost_minutes = fields.Int(allow_none=True, metadata={"description": "largest possible core- or GPU-minutes"})
-    remaining_minutes = fields.Int(allow_none=True, metadata={"description": "left on the grant's allocation"})
+    remaining_minutes = fields.Int(allow_none=True, metadata={
+        "description": "core- or GPU-minutes the grant's pool still allows a new job: Slurm's live limit minus"
+                       " what finished and running jobs used and may still use, minus queued jobs' largest cost"})
+    queued_minutes = fields.Int(allow_none=True, metadata={"description": "held by the pool's queued jobs"})
+    account = fields.Str(allow_none=True, metadata={"description": "the Slurm sub-account of the grant's pool"})
+    notes = fields.List(fields.Str(), metadata={"description": "warnings, e.g. Slurm did not answer"})
     resource_kind = fields.Function(lambda plan: plan.kind.value)
 
 

@@ -36,6 +36,8 @@ def send_usage_alerts() -> list[GrantAlert]:
             if not crossed:
                 continue
             for threshold in crossed:
+                # Alerts are kept per resource kind: a second pool of the same kind shares them.
+                done.add((total.kind, threshold))
                 alert = GrantAlert(grant_id=grant.id, resource_kind=total.kind, threshold=threshold)
                 db.session.add(alert)
                 sent.append(alert)

@@ -31,7 +31,7 @@ def burn_down_chart(grant: Grant, total: ResourceTotal, today: date) -> Markup:
         ahead.append(Point(_at(until), min(used + outlook.rate_per_day * (until - now).days, max(total.awarded, used))))
     return line_chart(
         [Series(_("Used"), points), Series(_("Forecast at the current rate"), ahead, dashed=True)],
-        title=_("%(unit)s used: %(kind)s", unit=total.unit, kind=total.kind.value.upper()),
+        title=_("%(unit)s used on %(partitions)s", unit=total.unit, partitions=", ".join(total.partitions)),
         y_label=total.unit, y_from_zero=True,
         band=Band(low=0, high=total.awarded, line=total.awarded, label=_("Awarded")),
         x_min=_at(grant.start_date), x_max=_at(grant.end_date + timedelta(days=1)))

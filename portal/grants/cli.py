@@ -93,17 +93,24 @@ def ingest(names: tuple[str, ...]):
 def drift_report(names: tuple[str, ...], remove: bool):
     """List accounts and users Slurm has under the portal's accounts that the portal does not."""
     from portal.grants.reconcile import desired_state, read_actual, reconcile_site
-    from portal.grants.slurmstate import drift
     from portal.sites.operations import scheduler_for
+    from portal.slurm.accounting import drift
 
     for site in _sites(names):
-        accounts, users = drift(desired_state(site), read_actual(site, scheduler_for(site)))
-        click.echo(f"{site.name}: {len(accounts)} account(s), {len(users)} user association(s) not in the portal")
-        for spec in accounts:
+        found = drift(desired_state(site), read_actual(site, scheduler_for(site)))
+        db.session.commit()  # pool account names given by desired_state
+        click.echo(f"{site.name}: {len(found.accounts)} account(s), {len(found.associations)} user association(s)"
+                   f" not in the portal; {len(found.limits) + len(found.user_limits)} limit(s) changed by hand")
+        for spec in found.accounts:
             click.echo(f"  account {spec.name} (parent {spec.parent})")
-        for account, user in users:
-            click.echo(f"  user {user} in {account}")
-        if remove and (accounts or users):
+        for account, user, partition in found.associations:
+            click.echo(f"  user {user} in {account}" + (f" on partition {partition}" if partition else ""))
+        for account, limit, wanted, have in found.limits:
+            click.echo(f"  account {account}: {limit} is {have}, the portal awarded {wanted}")
+        for (account, user, partition), limits in found.user_limits:
+            click.echo(f"  user {user} in {account}" + (f" on partition {partition}" if partition else "")
+                       + f" has limits set by hand: {limits}")
+        if remove and found:
             outcome = reconcile_site(site, remove_drift=True)
-            click.echo(f"  removed with {len(outcome.commands)} command(s)"
+            click.echo(f"  removed and reset with {len(outcome.commands)} command(s)"
                        + ("" if outcome.run and outcome.run.succeeded else f"; FAILED: {outcome.run and outcome.run.error}"))

@@ -6,17 +6,19 @@ rows are upserted on (site, job id), so reading a window twice never counts a jo
 A row already in a final state is never overwritten by a non-final one (right after a job
 ends, sacct can briefly show it as PENDING with no CPUs).
 
-Charging rule across period boundaries: a job is charged to the allocation (its account's
-project, its partition) whose grant period contains the job's *start* (for a job that never
-started: its end, else its submission). A job that starts on the last day of a grant and runs
-into the next one is charged whole to the first: Slurm's own limit counted it there too.
+Charging rule: a job is charged to the allocation whose Slurm sub-account it ran under (one
+sub-account per grant and pool, see :mod:`portal.grants.reconcile`), exactly as Slurm counted
+it against that pool's limit: core-seconds (``CPUTimeRAW``) on a CPU pool, GPU-seconds on a
+GPU pool. Within a pool of several partitions, the allocation on the job's partition (else
+the pool's first). A job that starts near a grant's end and runs past it stays charged to the
+grant it was submitted under, as in Slurm. Jobs under accounts the portal did not make are
+stored uncharged.
 """
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, text
 
@@ -25,7 +27,6 @@ from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation
 from portal.grants.reconcile import site_state
 from portal.grants.usage import JobUsage
-from portal.projects.models import Project
 from portal.sites.models import Partition, Site
 from portal.slurm.types import JobState, UsageRecord
 
@@ -45,35 +46,27 @@ class IngestResult:
 
 
 class _Charger:
-    """Finds the allocation a job is charged to; loads every grant of the site once."""
+    """Finds the allocation a job is charged to; loads the site's pool accounts once."""
 
     def __init__(self, site: Site):
-        self.project_of = dict(db.session.execute(
-            select(Project.slurm_account, Project.id).where(Project.slurm_account.is_not(None))).all())
         rows = db.session.execute(
-            select(Grant.project_id, Partition.name, Grant.start_date, Grant.end_date, GrantAllocation.id)
-            .join(GrantAllocation, GrantAllocation.grant_id == Grant.id)
+            select(GrantAllocation.slurm_account, Partition.name, GrantAllocation.id)
             .join(Partition, Partition.id == GrantAllocation.partition_id)
-            .where(Partition.site_id == site.id).order_by(Grant.start_date)).all()
-        self.periods: dict[tuple[int, str], list[tuple[date, date, int]]] = {}
-        for project_id, partition, start, end, allocation_id in rows:
-            self.periods.setdefault((project_id, partition), []).append((start, end, allocation_id))
-        self.starts = {key: [p[0] for p in periods] for key, periods in self.periods.items()}
+            .where(Partition.site_id == site.id, GrantAllocation.slurm_account.is_not(None))
+            .order_by(GrantAllocation.id)).all()
+        self.pools: dict[str, dict[str, int]] = {}
+        for account, partition, allocation_id in rows:
+            self.pools.setdefault(account, {})[partition] = allocation_id
 
     def allocation_for(self, record: UsageRecord) -> int | None:
-        project_id = self.project_of.get(record.account)
-        moment = record.start_time or record.end_time or record.submit_time
-        if project_id is None or moment is None:
+        pool = self.pools.get(record.account)
+        if not pool:
             return None
-        key = (project_id, record.partition)
-        periods = self.periods.get(key)
-        if not periods:
-            return None
-        day = moment.astimezone(timezone.utc).date() if moment.tzinfo else moment.date()
-        index = bisect_right(self.starts[key], day) - 1
-        if index >= 0 and periods[index][0] <= day < periods[index][1]:
-            return periods[index][2]
-        return None
+        return pool.get(record.partition, next(iter(pool.values())))
+
+    @property
+    def accounts(self) -> list[str]:
+        return sorted(self.pools)
 
 
 def _naive_utc(moment: datetime | None) -> datetime | None:
@@ -144,11 +137,7 @@ def ingest_site(site: Site, scheduler=None, *, now: datetime | None = None, sinc
     now = now or utcnow()
     state = site_state(site)
     start = since or ((state.ingested_until - OVERLAP) if state.ingested_until else _first_grant_start(site))
-    accounts = [a for a in db.session.scalars(
-        select(Project.slurm_account).join(Grant, Grant.project_id == Project.id)
-        .join(GrantAllocation).join(Partition).where(Partition.site_id == site.id,
-                                                     Project.slurm_account.is_not(None)).distinct())]
-    records = scheduler.usage(start, now, accounts=sorted(accounts))
+    records = scheduler.usage(start, now, accounts=_Charger(site).accounts)
     if on_records:
         on_records(records)
     result = ingest_records(site, records, progress)

@@ -63,6 +63,9 @@ class GrantAllocation(db.Model):
     # Copied from the partition at award time: how this time is counted never changes under a grant.
     resource_kind: Mapped[ResourceKind] = mapped_column(enum_column(ResourceKind, "resource_kind"))
     awarded_minutes: Mapped[int] = mapped_column(BigInteger)
+    # The Slurm sub-account that holds this grant's time on the partition's pool (shared by
+    # the grant's allocations on partitions of one pool); named at the first reconcile.
+    slurm_account: Mapped[str | None] = mapped_column(String(32), index=True)
 
     grant: Mapped[Grant] = relationship(back_populates="allocations")
     partition: Mapped[Partition] = relationship(lazy="joined")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from flask import current_app
@@ -20,15 +20,14 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation
 from portal.grants.records import SiteSyncState, SyncAction, SyncRun
-from portal.grants.slurmstate import (ASSOC_FIELDS, AccountSpec, ActualState, Command, Plan, SlurmState,
-                                      actual_state, plan)
+from portal.slurm.accounting import AccountSpec, ActualState, Command, SlurmState, actual_state, plan
 from portal.projects.models import Project
-from portal.sites.models import Partition, ResourceKind, Site
+from portal.sites.models import Partition, Site
+from portal.sites.operations import ABSENT
 from portal.slurm import names
 from portal.slurm.errors import SchedulerError
 
 log = logging.getLogger(__name__)
-TRES_OF_KIND = {ResourceKind.CPU: "cpu", ResourceKind.GPU: "gres/gpu"}
 
 
 class NotConverged(SchedulerError):
@@ -66,52 +65,104 @@ def site_state(site: Site, *, lock: bool = False) -> SiteSyncState | None:
 def _grants_on(site: Site) -> list[tuple[Grant, list[GrantAllocation]]]:
     rows = db.session.scalars(select(GrantAllocation).join(GrantAllocation.partition)
                               .where(Partition.site_id == site.id)
-                              .options(selectinload(GrantAllocation.grant).selectinload(Grant.project))).all()
+                              .options(selectinload(GrantAllocation.grant).selectinload(Grant.project))
+                              .order_by(GrantAllocation.grant_id, GrantAllocation.id)).all()
     by_grant: dict[int, tuple[Grant, list[GrantAllocation]]] = {}
     for allocation in rows:
         by_grant.setdefault(allocation.grant_id, (allocation.grant, []))[1].append(allocation)
     return list(by_grant.values())
 
 
-def desired_state(site: Site, today: date | None = None) -> SlurmState:
-    """What Slurm on ``site`` should have, from the database alone.
+def _pool_suffix(pool: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", pool.lower())[:20] or "pool"
 
-    One account per project with a grant here, under its grant's funding pool (or the top
-    account). The limit is the sum of the project's awards on this site per TRES: Slurm's
-    usage never decays here (PriorityDecayHalfLife=0), so earlier grants' use stays counted.
-    Jobs may be submitted only while one of its grants is active today.
+
+def name_pool_accounts(site: Site) -> None:
+    """Give every allocation on ``site`` the Slurm sub-account of its grant and pool; flushes.
+
+    ``<project account>_<pool>`` (e.g. ``ehpc_reg_001_gpu``), with the grant's id appended
+    when an earlier grant of the project already holds that name: each grant period has
+    counters of its own, so time left over from an ended grant never carries into the next.
+    Names are stored once and never change.
+    """
+    grants = _grants_on(site)
+    if all(a.slurm_account for _, allocations in grants for a in allocations):
+        return
+    taken = set(db.session.scalars(select(GrantAllocation.slurm_account).where(GrantAllocation.slurm_account.is_not(None))))
+    taken |= set(db.session.scalars(select(Project.slurm_account).where(Project.slurm_account.is_not(None))))
+    for grant, allocations in sorted(grants, key=lambda item: (item[0].start_date, item[0].id)):
+        project = grant.project
+        if not project.slurm_account:
+            project.slurm_account = account_name_for(project)
+            taken.add(project.slurm_account)
+        by_pool: dict[str, list[GrantAllocation]] = {}
+        for allocation in allocations:
+            by_pool.setdefault(allocation.partition.pool_name, []).append(allocation)
+        for pool, members in by_pool.items():
+            name = next((a.slurm_account for a in members if a.slurm_account), None)
+            if name is None:
+                suffix = _pool_suffix(pool)
+                name = f"{project.slurm_account[:31 - len(suffix)]}_{suffix}"
+                if name in taken:
+                    suffix = f"{suffix}_{grant.id}"
+                    name = f"{project.slurm_account[:31 - len(suffix)]}_{suffix}"
+                names.validate_account_name(name)
+                taken.add(name)
+            for allocation in members:
+                allocation.slurm_account = name
+    db.session.flush()
+
+
+def desired_state(site: Site, today: date | None = None) -> SlurmState:
+    """What Slurm on ``site`` should have, from the database alone (names pool accounts first).
+
+    Under the funding pool (or the top account) one account per project, without limits;
+    under it one sub-account per grant and pool, limited to exactly the minutes awarded on
+    that pool (``GrpTRESMins`` of the pool's kind: core-minutes on CPU pools, GPU-minutes on
+    GPU pools, nothing else); each member with a Unix name has an association with that
+    sub-account on each partition of the pool, and on no other, so a pool's time can be spent
+    on its partitions only. A grant that is not active today gets ``GrpSubmitJobs=0`` (no
+    new jobs) and ``GrpJobs=0`` (queued jobs do not start).
     """
     today = today or utcnow().date()
+    name_pool_accounts(site)
     top = top_account()
     state = SlurmState()
     state.add_account(AccountSpec.make(top, "root"))
+    live = [p for p in site.partitions if p.state != ABSENT]
     per_project: dict[int, dict] = {}
     for grant, allocations in _grants_on(site):
-        entry = per_project.setdefault(grant.project_id, {"project": grant.project, "tres": {}, "open": False,
-                                                          "pool": None})
-        for allocation in allocations:
-            tres = TRES_OF_KIND[allocation.resource_kind]
-            entry["tres"][tres] = entry["tres"].get(tres, 0) + allocation.awarded_minutes
-        if grant.is_active_on(today):
-            entry["open"] = True
+        entry = per_project.setdefault(grant.project_id, {"project": grant.project, "pool": None, "subs": []})
         if grant.funding_pool and (entry["pool"] is None or grant.is_active_on(today)):
             entry["pool"] = names.validate_account_name(grant.funding_pool)
+        closed = None if grant.is_active_on(today) else 0
+        groups: dict[str, list[GrantAllocation]] = {}
+        for allocation in allocations:
+            groups.setdefault(allocation.slurm_account, []).append(allocation)
+        for account, members in groups.items():
+            tres: dict[str, int] = {}
+            for allocation in members:
+                key = allocation.resource_kind.tres
+                tres[key] = tres.get(key, 0) + allocation.awarded_minutes
+            pools = {a.partition.pool_name for a in members}
+            partitions = sorted(names.validate_partition_name(p.name) for p in live if p.pool_name in pools)
+            entry["subs"].append((AccountSpec.make(account, "", tres, closed, closed), partitions))
     for entry in per_project.values():
         parent = entry["pool"] or top
         if parent not in state.accounts:
             state.add_account(AccountSpec.make(parent, top))
-        account = account_name_for(entry["project"])
-        state.add_account(AccountSpec.make(account, parent, entry["tres"], None if entry["open"] else 0))
-        for membership in entry["project"].memberships:
-            if membership.user.unix_username:
-                state.users.add((account, names.validate_user_name(membership.user.unix_username)))
+        project_account = account_name_for(entry["project"])
+        state.add_account(AccountSpec.make(project_account, parent))
+        unix_names = [names.validate_user_name(m.user.unix_username) for m in entry["project"].memberships
+                      if m.user.unix_username]
+        for spec, partitions in entry["subs"]:
+            state.add_account(replace(spec, parent=project_account))
+            state.users |= {(spec.name, user, partition) for user in unix_names for partition in partitions}
     return state
 
 
 def read_actual(site: Site, scheduler) -> ActualState:
-    output = scheduler.sacctmgr(["-P", "-n", "show", "association", f"cluster={site.slurm_cluster}",
-                                 f"format={','.join(ASSOC_FIELDS)}"])
-    return actual_state(output, site.slurm_cluster, top_account())
+    return actual_state(scheduler.associations(cluster=site.slurm_cluster), site.slurm_cluster, top_account())
 
 
 @dataclass
@@ -143,7 +194,6 @@ def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_
     db.session.info["slurm_reconciling"] = True
     try:
         desired = desired_state(site, today)
-        _persist_account_names(site)
         run = SyncRun(site_id=site.id, started_at=utcnow(), dry_run=dry_run)
         db.session.add(run)
         commands: list[Command] = []
@@ -154,7 +204,7 @@ def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_
             commands = changes.commands()
             run.actions = [SyncAction(kind=c.kind, command=str(c)) for c in commands]
             if not dry_run and changes:
-                run.sacctmgr_calls += apply_plan(scheduler, changes)
+                run.sacctmgr_calls += scheduler.apply_accounting(changes)
                 # Trust, then verify: a half-applied change shows up here, not as garbage later.
                 left = plan(desired, read_actual(site, scheduler), site.slurm_cluster, remove_drift=remove_drift)
                 run.sacctmgr_calls += 1
@@ -181,28 +231,6 @@ def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_
     finally:
         db.session.info.pop("slurm_reconciling", None)
     return SyncOutcome(run, commands)
-
-
-def apply_plan(scheduler, changes: Plan) -> int:
-    """Additions and limit changes in one ``sacctmgr load`` (one process, one commit), then
-    moves and removals as grouped commands. Returns the number of sacctmgr processes."""
-    calls = 0
-    load = changes.load_file()
-    if load:
-        scheduler.sacctmgr_load(load)
-        calls += 1
-    rest = changes.move_commands() + changes.removals
-    if rest:
-        calls += scheduler.sacctmgr_batch([list(c.argv) for c in rest])
-    return calls
-
-
-def _persist_account_names(site: Site) -> None:
-    # Store derived names so a later change of the project's code never renames its account.
-    for grant, _ in _grants_on(site):
-        project = grant.project
-        if not project.slurm_account:
-            project.slurm_account = account_name_for(project)
 
 
 def mark_pending(site_ids: set[int]) -> None:

@@ -22,10 +22,17 @@ def _seconds_column(kind: ResourceKind):
 
 @dataclass(frozen=True)
 class ResourceTotal:
+    """One pool of a grant: the time Slurm enforces as one limit on one sub-account."""
     kind: ResourceKind
     awarded: float  # hours
     used: float
     allocation_ids: tuple[int, ...]
+    partitions: tuple[str, ...] = ()
+    account: str | None = None  # the pool's Slurm sub-account, once named
+
+    @property
+    def label(self) -> str:
+        return f"{self.unit} · {', '.join(self.partitions)}"
 
     @property
     def unit(self) -> str:
@@ -41,15 +48,18 @@ class ResourceTotal:
 
 
 def resource_totals(grant: Grant) -> list[ResourceTotal]:
+    """Granted, used and remaining time per pool (each a separate limit in Slurm)."""
+    pools: dict[tuple[str, ResourceKind], list[GrantAllocation]] = {}
+    for allocation in sorted(grant.allocations, key=lambda a: (a.resource_kind.value, a.partition.name)):
+        key = (allocation.slurm_account or allocation.partition.pool_name, allocation.resource_kind)
+        pools.setdefault(key, []).append(allocation)
     totals = []
-    for kind in ResourceKind:
-        allocations = [a for a in grant.allocations if a.resource_kind is kind]
-        if not allocations:
-            continue
+    for (_, kind), allocations in pools.items():
         ids = tuple(a.id for a in allocations)
         seconds = db.session.scalar(select(func.coalesce(func.sum(_seconds_column(kind)), 0))
                                     .where(JobUsage.allocation_id.in_(ids)))
-        totals.append(ResourceTotal(kind, sum(a.awarded_minutes for a in allocations) / 60, int(seconds) / 3600, ids))
+        totals.append(ResourceTotal(kind, sum(a.awarded_minutes for a in allocations) / 60, int(seconds) / 3600, ids,
+                                    tuple(a.partition.name for a in allocations), allocations[0].slurm_account))
     return totals
 
 

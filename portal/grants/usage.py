@@ -5,8 +5,10 @@ job twice; each row is charged to at most one grant allocation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,3 +50,41 @@ def used_minutes(allocation: GrantAllocation) -> int:
 
 def remaining_minutes(allocation: GrantAllocation) -> int:
     return allocation.awarded_minutes - used_minutes(allocation)
+
+
+@dataclass(frozen=True)
+class PoolBalance:
+    """What a grant's pool still allows a new job, in core- or GPU-minutes.
+
+    ``left`` is Slurm's own view when it answered (the limit minus what finished and running
+    jobs used and may still use, as `scontrol show assoc_mgr` reports), else the portal's
+    ledger as of the last ingestion; ``queued`` is the largest cost of the pool's jobs still
+    waiting in the queue, which will be spent before a new job's.
+    """
+    left: int
+    queued: int
+    from_slurm: bool
+    note: str | None = None
+
+    @property
+    def remaining(self) -> int:
+        return self.left - self.queued
+
+
+def pool_balance(allocation: GrantAllocation, scheduler) -> PoolBalance:
+    from portal.slurm.errors import SchedulerError
+    from portal.slurm.types import JobState
+
+    tres = allocation.resource_kind.tres
+    account = allocation.slurm_account
+    try:
+        usage = scheduler.account_usage([account]).get(account) if account else None
+        if usage is not None and usage.left(tres) is not None:
+            queued = sum(job.tres.get(tres, 0) * (job.time_limit_minutes or 0)
+                         for job in scheduler.jobs(account=account) if job.state is JobState.PENDING)
+            return PoolBalance(usage.left(tres), queued, True)
+        note = _l("Slurm does not enforce this pool yet (changes waiting for Slurm); the portal's ledger is used.")
+    except SchedulerError as exc:
+        note = _l("Slurm did not answer (%(error)s); the portal's ledger as of the last ingestion is used.",
+                  error=str(exc)[:200])
+    return PoolBalance(remaining_minutes(allocation), 0, False, str(note))

@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.jobs.forms import job_form
-from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, jobs_visible_to,
+from portal.jobs.operations import (JobError, cancel_job, hours_text, job_template, job_templates, jobs_visible_to,
                                     limits_text, offered_partitions, plan_job, refresh_states,
                                     submit_job, submittable_projects, visible_job)
 from portal.jobs.output import output_tails
@@ -54,7 +54,8 @@ def new(template: str):
     elif request.method == "POST":
         general.append(_("Choose one of your projects and a partition."))
     return render_template("jobs/new.html", template=spec, form=form, plan=plan, general=general,
-                           partitions=partitions, limits=limits_text(chosen) if chosen else {})
+                           partitions=partitions, limits=limits_text(chosen) if chosen else {},
+                           hours_text=hours_text)
 
 
 @bp.route("/<int:job_id>")

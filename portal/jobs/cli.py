@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.identity.models import User
-from portal.jobs.operations import (JobError, JobPlan, cancel_job, job_template, job_templates, jobs_visible_to,
+from portal.jobs.operations import (JobError, JobPlan, cancel_job, hours_text, job_template, job_templates, jobs_visible_to,
                                     plan_job, refresh_states, submit_job, visible_job)
 from portal.projects.models import Project
 from portal.sites.models import Partition, Site
@@ -51,9 +51,12 @@ def _plan(template_name: str, email: str, project_code: str, partition_name: str
 
 def _report(plan: JobPlan) -> None:
     if plan.cost_minutes is not None:
-        unit = "GPU-minutes" if plan.kind.value == "gpu" else "core-minutes"
-        left = "no grant" if plan.remaining_minutes is None else f"{plan.remaining_minutes} left on the grant"
-        click.echo(f"# largest possible cost: {plan.cost_minutes} {unit}; {left}", err=True)
+        left = ("no grant" if plan.remaining_minutes is None
+                else f"the grant still allows {hours_text(plan.remaining_minutes, plan.kind)} on this pool"
+                + (f" (account {plan.account})" if plan.account else ""))
+        click.echo(f"# largest possible cost: {hours_text(plan.cost_minutes, plan.kind)}; {left}", err=True)
+    for note in plan.notes:
+        click.echo(f"# note: {note}", err=True)
     for where, messages in plan.errors.items():
         for message in messages:
             click.echo(f"{where}: {message}", err=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -22,7 +23,7 @@ from portal.audit.operations import record
 from portal.extensions import db
 from portal.grants.models import GrantAllocation
 from portal.grants.operations import active_allocation
-from portal.grants.usage import remaining_minutes
+from portal.grants.usage import pool_balance
 from portal.identity.models import User
 from portal.jobs.limits import Resources, limit_problems, resources_for
 from portal.jobs.models import SubmittedJob
@@ -30,7 +31,7 @@ from portal.jobs.schema import ParamError
 from portal.jobs.templates import SHIPPED_DIR, JobTemplate, TemplateProblem, load_templates, render_script
 from portal.projects.models import Membership, Project
 from portal.sites.models import Partition, ResourceKind
-from portal.sites.operations import scheduler_for
+from portal.sites.operations import refresh_partition_limits, scheduler_for
 from portal.slurm.errors import SchedulerError
 from portal.slurm.types import JobRequest, JobState, JobStatus
 
@@ -109,7 +110,9 @@ class JobPlan:
     resources: Resources | None = None
     allocation: GrantAllocation | None = None
     cost_minutes: int | None = None
-    remaining_minutes: int | None = None
+    remaining_minutes: int | None = None  # what the pool still allows a new job
+    queued_minutes: int | None = None  # held by the pool's jobs waiting in the queue
+    notes: list[str] = field(default_factory=list)  # warnings that do not stop the job
     script: str | None = None
     unix_user: str | None = None
     workdir: str | None = None
@@ -124,6 +127,17 @@ class JobPlan:
     @property
     def kind(self) -> ResourceKind:
         return self.allocation.resource_kind if self.allocation else self.partition.resource_kind
+
+    @property
+    def account(self) -> str | None:
+        """The Slurm sub-account of the grant's pool the job is charged to."""
+        return self.allocation.slurm_account if self.allocation else None
+
+
+def hours_text(minutes: int, kind: ResourceKind) -> str:
+    """'1.5 GPU-hours': minutes shown in the unit people are granted."""
+    unit = _("GPU-hours") if kind is ResourceKind.GPU else _("core-hours")
+    return f"{format_decimal(minutes / 60, format='#,##0.##')} {unit}"
 
 
 def workdir_root() -> Path:
@@ -155,8 +169,6 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
         plan.refuse("job_name", _("job name: 1-64 letters, digits and _.+-, not starting with . + or -"))
     if project.membership_of(user) is None:
         plan.refuse("project", _("you are not a member of project %(code)s", code=project.code))
-    if not project.slurm_account:
-        plan.refuse("project", _("project %(code)s has no Slurm account yet", code=project.code))
     plan.unix_user = user.unix_username
     if not plan.unix_user:
         plan.refuse("project", _("your portal account is not linked to a Unix account on the cluster; ask staff"))
@@ -166,6 +178,10 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
     if plan.errors.keys() & template.params.keys():
         return plan
     plan.resources = res = resources_for(template, plan.values)
+    if remaining is None:
+        stale = refresh_partition_limits(partition.site)
+        if stale:
+            plan.notes.append(stale)
     for where, messages in limit_problems(template, partition, res).items():
         plan.errors.setdefault(where, []).extend(messages)
     plan.allocation = active_allocation(project, partition, today or date.today())
@@ -173,20 +189,35 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
     if plan.allocation is None:
         plan.refuse("partition", _("project %(code)s has no active grant for partition %(p)s",
                                    code=project.code, p=partition.label))
+    elif plan.account is None:
+        plan.refuse("partition", _("Slurm does not have the grant's account for partition %(p)s yet: the change"
+                                   " is waiting for Slurm; try again in a minute", p=partition.name))
     else:
-        plan.remaining_minutes = remaining if remaining is not None else remaining_minutes(plan.allocation)
-        if plan.cost_minutes > plan.remaining_minutes:
-            unit = _("GPU-minutes") if plan.kind is ResourceKind.GPU else _("core-minutes")
-            plan.refuse("partition", _("this job may use up to %(cost)d %(unit)s, more than the %(left)d "
-                                       "%(unit)s left on the grant for %(p)s", cost=plan.cost_minutes,
-                                       unit=unit, left=plan.remaining_minutes, p=partition.name))
+        _check_pool_balance(plan, remaining)
     plan.workdir = str(workdir_root() / (plan.unix_user or "unmapped"))
     header = res.sbatch_header(plan.job_name if JOB_NAME.fullmatch(plan.job_name) else template.name,
-                               project.slurm_account or "none", partition.name,
+                               plan.account or "none", partition.name,
                                f"{plan.workdir}/{_output_name(res)}")
     plan.script = render_script(template, header, plan.values, {
         "python": job_python(), "workdir": plan.workdir, "mpi_references": str(MPI_REFERENCES)})
     return plan
+
+
+def _check_pool_balance(plan: JobPlan, remaining: int | None) -> None:
+    """The job's largest cost must fit in what Slurm still allows on the grant's pool."""
+    assert plan.allocation is not None and plan.cost_minutes is not None
+    if remaining is None:
+        balance = pool_balance(plan.allocation, scheduler_for(plan.partition.site))
+        if balance.note:
+            plan.notes.append(balance.note)
+        remaining, plan.queued_minutes = balance.remaining, balance.queued
+    plan.remaining_minutes = remaining
+    if plan.cost_minutes > remaining:
+        plan.refuse("partition", _(
+            "this job may use up to %(cost)s, more than the %(left)s the grant still allows on %(p)s"
+            " (after %(queued)s held by jobs already queued)", cost=hours_text(plan.cost_minutes, plan.kind),
+            left=hours_text(max(remaining, 0), plan.kind), p=plan.partition.name,
+            queued=hours_text(plan.queued_minutes or 0, plan.kind)))
 
 
 def plan_by_ids(user: User, template_name: str, project_id: int, partition_id: int, values: dict[str, Any],
@@ -226,7 +257,7 @@ def submit_job(plan: JobPlan, user: User) -> SubmittedJob:
         raise JobError(_("could not prepare the job folder for %(user)s: %(error)s", user=plan.unix_user,
                          error=getattr(exc, "strerror", None) or exc)) from None
     request = JobRequest(
-        script=plan.script, account=plan.project.slurm_account or "", partition=plan.partition.name,
+        script=plan.script, account=plan.account or "", partition=plan.partition.name,
         job_name=plan.job_name, workdir=workdir, time_limit_minutes=res.time_minutes, user=plan.unix_user,
         nodes=res.nodes, ntasks=res.ntasks, cpus_per_task=res.cpus_per_task, gpus=res.gpus, mem_mb=res.mem_mb,
         output=f"{workdir}/{_output_name(res)}",

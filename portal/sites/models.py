@@ -19,6 +19,11 @@ class ResourceKind(enum.Enum):
     CPU = "cpu"  # counted in core-hours
     GPU = "gpu"  # counted in GPU-hours
 
+    @property
+    def tres(self) -> str:
+        """The Slurm TRES a pool of this kind is limited and charged on (nothing else counts)."""
+        return "gres/gpu" if self is ResourceKind.GPU else "cpu"
+
 
 class Site(db.Model):
     __tablename__ = "sites"
@@ -53,6 +58,9 @@ class Partition(db.Model):
     # Slurm has no notion of "a GPU partition": the kind is detected from the nodes' GPUs
     # until staff set it (e.g. a CPU-only partition on GPU nodes); syncs then keep it.
     kind_set_by_staff: Mapped[bool] = mapped_column(default=False)
+    # Staff may group partitions into one pool that a grant's time on them is shared by
+    # (one Slurm sub-account); None: the partition is a pool of its own.
+    pool: Mapped[str | None] = mapped_column(String(24))
     is_default: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(32), default="UP")  # Slurm's state, or ABSENT
     max_time_minutes: Mapped[int | None]  # None: unlimited
@@ -73,6 +81,11 @@ class Partition(db.Model):
         if self.max_cpus_per_node is None:
             return self.cpus_per_node
         return min(self.cpus_per_node, self.max_cpus_per_node)
+
+    @property
+    def pool_name(self) -> str:
+        """The pool this partition's granted time belongs to (by default: its own name)."""
+        return self.pool or self.name
 
     @property
     def label(self) -> str:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -81,6 +83,35 @@ def sync_partitions(site: Site, scheduler: Scheduler | None = None) -> list[Part
     db.session.flush()
     log.info("partitions synced site=%s partitions=%s", site.name, sorted(i.name for i in infos))
     return list(site.partitions)
+
+
+def refresh_partition_limits(site: Site, scheduler: Scheduler | None = None) -> str | None:
+    """Read the site's partition limits again when older than PARTITION_LIMITS_TTL; flushes.
+
+    Returns None when the limits are fresh, else a note for people saying that Slurm did not
+    answer and the last known limits (of when) were used.
+    """
+    ttl = float(current_app.config.get("PARTITION_LIMITS_TTL", 30))
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    oldest = min((p.synced_at for p in site.partitions if p.synced_at), default=None)
+    if oldest is not None and (now - oldest).total_seconds() < ttl:
+        return None
+    try:
+        sync_partitions(site, scheduler)
+    except SchedulerError as exc:
+        return _("Slurm did not answer (%(error)s); checked against the limits read at %(when)s UTC.",
+                 error=str(exc)[:200], when=oldest.strftime("%Y-%m-%d %H:%M:%S") if oldest else "?")
+    return None
+
+
+def set_partition_pool(partition: Partition, pool: str | None) -> None:
+    """Staff group partitions into one pool: a grant's time on any of them is one budget."""
+    pool = (pool or "").strip() or None
+    if pool is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,19}", pool):
+        raise ValueError(_("A pool name is 1-20 characters a-z, 0-9 and _, starting with a letter."))
+    partition.pool = pool
+    db.session.flush()
+    log.info("partition pool set site=%s partition=%s pool=%s", partition.site.name, partition.name, pool)
 
 
 def set_partition_kind(partition: Partition, kind: ResourceKind) -> None:

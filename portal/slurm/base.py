@@ -4,9 +4,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from portal.slurm.types import (AccountInfo, AssociationInfo, JobRequest, JobStatus,
-                                PartitionInfo, UsageRecord)
+from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
+                                JobStatus, PartitionInfo, UsageRecord)
+
+if TYPE_CHECKING:
+    from portal.slurm.accounting import Plan
 
 
 class Scheduler(abc.ABC):
@@ -48,7 +52,22 @@ class Scheduler(abc.ABC):
     def accounts(self) -> list[AccountInfo]: ...
 
     @abc.abstractmethod
-    def associations(self, account: str | None = None) -> list[AssociationInfo]: ...
+    def associations(self, account: str | None = None, *, cluster: str | None = None) -> list[AssociationInfo]:
+        """Account and user associations (partition-level ones included) with their limits."""
+
+    @abc.abstractmethod
+    def apply_accounting(self, plan: Plan) -> int:
+        """Make the changes of an accounting plan; return the number of calls it took.
+
+        Additions and limit changes first (new accounts with their limits), then moves and
+        removals. A change the scheduler refuses does not stop the others: callers read the
+        associations back to see what took effect. Raises SchedulerUnreachable.
+        """
+
+    @abc.abstractmethod
+    def account_usage(self, accounts: Sequence[str]) -> dict[str, AccountUsage]:
+        """Live limits and usage of accounts as the controller enforces them (no accounting
+        database involved); accounts the controller does not know are absent."""
 
     @abc.abstractmethod
     def add_account(self, name: str, *, parent: str | None = None, description: str = "",
@@ -80,7 +99,3 @@ class Scheduler(abc.ABC):
     def usage(self, start: datetime, end: datetime,
               accounts: Sequence[str] | None = None) -> list[UsageRecord]:
         """Jobs (allocations, not steps) that ran between start and end, all users."""
-
-    @abc.abstractmethod
-    def account_balance(self, account: str) -> Mapping[str, int]:
-        """TRES-minutes used by the account so far, e.g. {'cpu': 12, 'gres/gpu': 0}."""

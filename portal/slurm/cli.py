@@ -13,18 +13,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 from portal.slurm import names
+from portal.slurm.accounting import Plan, limit_args
 from portal.slurm.base import Scheduler
 from portal.slurm.errors import SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
-from portal.slurm.parsing import (SACCT_FIELDS, format_tres, jobs_from_sacct,
+from portal.slurm.parsing import (SACCT_FIELDS, account_usage_from_assoc_mgr, jobs_from_sacct,
                                   jobs_from_squeue_json, parse_int, parse_pipe_rows,
                                   parse_tres, partitions_from_scontrol, usage_from_sacct)
 from portal.slurm.runner import CommandRunner
-from portal.slurm.types import (AccountInfo, AssociationInfo, JobRequest, JobStatus,
-                                PartitionInfo, UsageRecord)
+from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
+                                JobStatus, PartitionInfo, UsageRecord)
 
 # sacctmgr reports "nothing to do" on stdout with a non-zero status; for us that is success.
 IDEMPOTENT = ("Nothing new added", "Nothing deleted", "Nothing modified")
-_ASSOC_FIELDS = ("Account", "ParentName", "User", "Partition", "GrpTRESMins", "GrpSubmit")
+_ASSOC_FIELDS = ("Cluster", "Account", "ParentName", "User", "Partition", "GrpTRESMins", "GrpSubmit", "GrpJobs")
 _JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -33,20 +34,6 @@ def _sacct_time(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _limit_args(grp_tres_mins: Mapping[str, int] | None,
-                grp_submit_jobs: int | None) -> list[str]:
-    args = []
-    if grp_tres_mins:
-        for key, value in grp_tres_mins.items():
-            names.validate_tres_name(key)
-            names.validate_count(value, f"GrpTRESMins {key}", minimum=-1)
-        args.append(f"GrpTRESMins={format_tres(grp_tres_mins)}")
-    if grp_submit_jobs is not None:
-        names.validate_count(grp_submit_jobs, "GrpSubmitJobs", minimum=-1)
-        args.append(f"GrpSubmitJobs={grp_submit_jobs}")
-    return args
 
 
 class CliScheduler(Scheduler):
@@ -218,8 +205,10 @@ class CliScheduler(Scheduler):
             handle.flush()
             return runner.run(["sacctmgr", "-i", "load", f"file={handle.name}"], ok_patterns=IDEMPOTENT)
 
-    def _show(self, entity: str, fields: Sequence[str], *conditions: str) -> list[dict[str, str]]:
-        output = self.sacctmgr(["-P", "-n", "show", entity, *conditions, *self._cluster_args(),
+    def _show(self, entity: str, fields: Sequence[str], *conditions: str,
+              with_cluster: bool = True) -> list[dict[str, str]]:
+        output = self.sacctmgr(["-P", "-n", "show", entity, *conditions,
+                                *(self._cluster_args() if with_cluster else []),
                                 f"format={','.join(fields)}"])
         return list(parse_pipe_rows(output, fields))
 
@@ -236,14 +225,39 @@ class CliScheduler(Scheduler):
                 grp_submit_jobs=parse_int(assoc.get("GrpSubmit"))))
         return result
 
-    def associations(self, account: str | None = None) -> list[AssociationInfo]:
+    def associations(self, account: str | None = None, *, cluster: str | None = None) -> list[AssociationInfo]:
         conditions = [f"account={names.validate_account_name(account)}"] if account else []
+        if cluster:
+            conditions.append(f"cluster={names.validate_account_name(cluster)}")
         return [AssociationInfo(
             account=row["Account"], user=row["User"] or None,
             partition=row["Partition"] or None,
             grp_tres_mins=parse_tres(row["GrpTRESMins"]),
             grp_submit_jobs=parse_int(row["GrpSubmit"]),
-        ) for row in self._show("association", _ASSOC_FIELDS, *conditions)]
+            grp_jobs=parse_int(row["GrpJobs"]),
+            parent=row["ParentName"] or None, cluster=row["Cluster"] or None,
+        ) for row in self._show("association", _ASSOC_FIELDS, *conditions, with_cluster=not cluster)]
+
+    def apply_accounting(self, plan: Plan) -> int:
+        """Additions and limit changes in one ``sacctmgr load`` (one process, one slurmdbd
+        commit), then moves and removals as grouped commands in one more process."""
+        calls = 0
+        load = plan.load_file()
+        if load:
+            self.sacctmgr_load(load)
+            calls += 1
+        rest = plan.move_commands() + plan.removal_commands()
+        if rest:
+            calls += self.sacctmgr_batch([list(c.argv) for c in rest])
+        return calls
+
+    def account_usage(self, accounts: Sequence[str]) -> dict[str, AccountUsage]:
+        if not accounts:
+            return {}
+        output = self.runner.run(["scontrol", "show", "assoc_mgr", "flags=assoc",
+                                  "accounts=" + ",".join(map(names.validate_account_name, accounts))])
+        return {usage.account: usage for usage in account_usage_from_assoc_mgr(output)
+                if usage.account in accounts}
 
     def _cluster_args(self) -> list[str]:
         return [f"cluster={self.cluster}"] if self.cluster else []
@@ -257,11 +271,11 @@ class CliScheduler(Scheduler):
                 f"Organization={names.validate_text(organization or name, 'organization')}"]
         if parent:
             args.append(f"Parent={names.validate_account_name(parent)}")
-        self.sacctmgr(args + _limit_args(grp_tres_mins, grp_submit_jobs))
+        self.sacctmgr(args + limit_args(grp_tres_mins, grp_submit_jobs))
 
     def modify_account(self, name: str, *, grp_tres_mins: Mapping[str, int] | None = None,
                        grp_submit_jobs: int | None = None) -> None:
-        settings = _limit_args(grp_tres_mins, grp_submit_jobs)
+        settings = limit_args(grp_tres_mins, grp_submit_jobs)
         names.validate_account_name(name)
         if settings:
             self.sacctmgr(["modify", "account", "where", f"name={name}",
@@ -303,12 +317,3 @@ class CliScheduler(Scheduler):
                 return []
             argv.append("--accounts=" + ",".join(map(names.validate_account_name, accounts)))
         return usage_from_sacct(self.runner.run(argv))
-
-    def account_balance(self, account: str) -> Mapping[str, int]:
-        output = self.runner.run(["sshare", "-P", "-n", "-A",
-                                  names.validate_account_name(account),
-                                  "--format=Account,User,GrpTRESRaw"])
-        for row in parse_pipe_rows(output, ("Account", "User", "GrpTRESRaw")):
-            if row["Account"] == account and not row["User"]:
-                return parse_tres(row["GrpTRESRaw"])
-        raise SchedulerCommandFailed(["sshare", "-A", account], 0, f"no account {account}")

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from portal.slurm.types import (JobState, JobStatus, PartitionInfo, UsageRecord,
+from portal.slurm.types import (AccountUsage, JobState, JobStatus, PartitionInfo, UsageRecord,
                                 job_state_from_slurm)
 
 _UNSET = {"", "none", "unknown", "n/a", "(null)", "unlimited", "infinite", "partition_limit"}
@@ -159,6 +159,7 @@ def jobs_from_squeue_json(document: Mapping[str, Any],
             exit_code=None if raw.get("exit_code") is None else str(raw["exit_code"]),
             elapsed_seconds=elapsed, alloc_cpus=parse_int(raw.get("cpus")),
             slurm_state=str(raw.get("job_state", "")),
+            tres=parse_tres(raw.get("tres_alloc_str") or raw.get("tres_req_str")),
         ))
     return jobs
 
@@ -172,7 +173,7 @@ def jobs_from_sacct(text: str) -> list[JobStatus]:
         end_time=parse_slurm_time(row["End"]),
         time_limit_minutes=parse_int(row["TimelimitRaw"]), exit_code=row["ExitCode"] or None,
         elapsed_seconds=parse_int(row["ElapsedRaw"]), alloc_cpus=parse_int(row["AllocCPUS"]),
-        slurm_state=row["State"],
+        slurm_state=row["State"], tres=parse_tres(row["AllocTRES"]),
     ) for row in parse_pipe_rows(text, SACCT_FIELDS)]
 
 
@@ -191,3 +192,45 @@ def usage_from_sacct(text: str) -> list[UsageRecord]:
             alloc_tres=row["AllocTRES"],
         ))
     return records
+
+
+def _limit_and_use(text: str) -> tuple[int | None, int]:
+    """'100(7)' -> (100, 7); 'N(7)' -> (None, 7): scontrol's LIMIT(USED) notation."""
+    match = re.fullmatch(r"(\S+?)\((\d+(?:\.\d+)?)\)", text.strip())
+    if not match:
+        return parse_int(text if text.strip() != "N" else None), 0
+    limit = None if match.group(1) == "N" else parse_int(match.group(1))
+    return limit, int(float(match.group(2)))
+
+
+def _tres_limits_and_use(text: str) -> tuple[dict[str, int], dict[str, int]]:
+    limits: dict[str, int] = {}
+    used: dict[str, int] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep:
+            continue
+        limit, use = _limit_and_use(value)
+        if limit is not None:
+            limits[key] = limit
+        if use:
+            used[key] = use
+    return limits, used
+
+
+def account_usage_from_assoc_mgr(text: str) -> list[AccountUsage]:
+    """Account associations from `scontrol show assoc_mgr flags=assoc`, with live use."""
+    result = []
+    for record in re.split(r"^(?=ClusterName=)", text, flags=re.M):
+        head = parse_key_values(record.splitlines()[0]) if record.strip() else {}
+        if not head.get("Account") or head.get("UserName") or head.get("Partition"):
+            continue
+        fields = {m.group(1): m.group(2) for m in re.finditer(r"\b(GrpTRESMins|GrpTRESRunMins|GrpJobs|GrpSubmitJobs)=(\S+)",
+                                                               record)}
+        limits, used = _tres_limits_and_use(fields.get("GrpTRESMins", ""))
+        _, reserved = _tres_limits_and_use(fields.get("GrpTRESRunMins", ""))
+        result.append(AccountUsage(
+            account=head["Account"], limits=limits, used=used, reserved=reserved,
+            submit_jobs_limit=_limit_and_use(fields.get("GrpSubmitJobs", "N(0)"))[0],
+            running_jobs_limit=_limit_and_use(fields.get("GrpJobs", "N(0)"))[0]))
+    return result

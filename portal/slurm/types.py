@@ -104,6 +104,8 @@ class JobStatus:
     elapsed_seconds: int | None
     alloc_cpus: int | None
     slurm_state: str
+    # TRES allocated (running, ended) or requested (pending): {'cpu': 2, 'gres/gpu': 1, ...}
+    tres: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,37 @@ class AccountInfo:
 
 @dataclass(frozen=True)
 class AssociationInfo:
+    """An account association (user None) or a user association, optionally per partition."""
     account: str
     user: str | None
     partition: str | None
     grp_tres_mins: Mapping[str, int] = field(default_factory=dict)
     grp_submit_jobs: int | None = None
+    grp_jobs: int | None = None
+    parent: str | None = None  # account associations only
+    cluster: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    """What the controller counts against an account's limits right now (TRES-minutes).
+
+    ``used`` is what finished and running jobs have spent; ``reserved`` is what running jobs
+    may still spend before their time limit (Slurm's GrpTRESRunMins), which Slurm's "safe"
+    enforcement keeps free for them.
+    """
+    account: str
+    limits: Mapping[str, int]  # GrpTRESMins; a TRES without a limit is absent
+    used: Mapping[str, int]
+    reserved: Mapping[str, int]
+    submit_jobs_limit: int | None = None
+    running_jobs_limit: int | None = None
+
+    def left(self, tres: str) -> int | None:
+        """Minutes a new job may still use on ``tres``: None when there is no limit."""
+        if tres not in self.limits:
+            return None
+        return self.limits[tres] - self.used.get(tres, 0) - self.reserved.get(tres, 0)
 
 
 @dataclass(frozen=True)
