@@ -193,3 +193,58 @@ def test_a_new_grant_period_starts_from_zero_and_nothing_carries_over(cluster_si
     # ... and the old period's unused time cannot be spent any more.
     assert (usage[old_account].submit_jobs_limit, usage[old_account].running_jobs_limit) == (0, 0)
     assert usage[old_account].limits == {"cpu": 60}
+
+
+def test_job_validation_uses_what_slurm_still_allows_minus_queued_jobs(app, cluster_site, slurm_cluster,
+                                                                        slurm_scheduler, monkeypatch):
+    from portal.jobs.operations import job_templates, plan_job
+
+    monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(slurm_cluster.jobs_dir))
+    pi = person("Marta Zielińska", real_user=True)
+    project = project_with_team(pi)
+    start, end = this_year()
+    grant = create_grant(project, title="Live", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 1})
+    db.session.commit()
+    assert reconcile_site(cluster_site).run.succeeded
+    account, user = pool_account(grant, "cpu"), pi.unix_username
+    slurm_scheduler.wait_for_association(account, user)
+    serial = job_templates()[0]["serial"]
+    fresh = plan_job(pi, serial, project, partition(cluster_site, "cpu"), {"time": "30"})
+    assert fresh.ok, fresh.errors
+    assert (fresh.remaining_minutes, fresh.queued_minutes, fresh.notes) == (60, 0, [])
+    # A job already waiting in the queue (2 CPUs x 20 minutes) will spend its share first.
+    waiting = slurm_scheduler.runner.run(
+        ["sbatch", "--parsable", "--hold", f"--account={account}", "--partition=cpu", "--time=20", "-c", "2",
+         f"--uid={user}", f"--chdir={slurm_cluster.jobs_dir}", "--wrap=sleep 1"]).strip()
+    try:
+        plan = plan_job(pi, serial, project, partition(cluster_site, "cpu"), {"time": "30"})
+        assert (plan.remaining_minutes, plan.queued_minutes) == (20, 40)
+        assert plan.errors["partition"] == [
+            "this job may use up to 0.5 core-hours, more than the 0.33 core-hours the grant still allows on cpu"
+            " (after 0.67 core-hours held by jobs already queued)"]
+        assert plan_job(pi, serial, project, partition(cluster_site, "cpu"), {"time": "20"}).ok
+    finally:
+        slurm_scheduler.cancel(waiting)
+
+
+def test_a_maxtime_changed_in_slurm_is_followed_within_the_ttl(app, cluster_site, slurm_cluster, slurm_scheduler,
+                                                               monkeypatch):
+    from portal.jobs.operations import job_templates, plan_job
+
+    monkeypatch.setitem(app.config, "PARTITION_LIMITS_TTL", 1.0)
+    monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(slurm_cluster.jobs_dir))
+    pi = person("Tomas Jankauskas", real_user=True)
+    project = project_with_team(pi)
+    start, end = this_year()
+    create_grant(project, title="TTL", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 10})
+    db.session.commit()
+    assert reconcile_site(cluster_site).run.succeeded
+    serial = job_templates()[0]["serial"]
+    assert plan_job(pi, serial, project, partition(cluster_site, "cpu"), {"time": "45"}).ok
+    slurm_scheduler.runner.run(["scontrol", "update", "PartitionName=cpu", "MaxTime=20"])
+    try:
+        subprocess.run(["sleep", "1.2"], check=True)  # older than the TTL now
+        plan = plan_job(pi, serial, project, partition(cluster_site, "cpu"), {"time": "45"})
+        assert plan.errors["time"] == ["--time 45 min exceeds partition cpu's MaxTime of 20 min"]
+    finally:
+        slurm_scheduler.runner.run(["scontrol", "update", "PartitionName=cpu", "MaxTime=60"])
