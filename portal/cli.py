@@ -47,6 +47,27 @@ def add_site(name: str, cluster: str, slurm_conf: str | None):
     click.echo(f"Created site {site.id} {site.name}")
 
 
+@sites_cli.command("set-pool")
+@click.argument("site_name")
+@click.argument("partition_name")
+@click.argument("pool", required=False)
+def set_pool(site_name: str, partition_name: str, pool: str | None):
+    """Group a partition into POOL (one budget per grant across the pool's partitions); no POOL: its own."""
+    from portal.sites.models import Partition
+    from portal.sites.operations import set_partition_pool
+
+    partition = db.session.scalar(select(Partition).join(Site).where(Site.name == site_name,
+                                                                      Partition.name == partition_name))
+    if partition is None:
+        raise click.ClickException(f"No partition {partition_name!r} at site {site_name!r}.")
+    try:
+        set_partition_pool(partition, pool)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"{partition.label}: pool {partition.pool_name}; Slurm follows at the next sync")
+
+
 @sites_cli.command("sync")
 @click.argument("names", nargs=-1)
 def sync_sites(names: tuple[str, ...]):

@@ -111,6 +111,9 @@ def set_partition_pool(partition: Partition, pool: str | None) -> None:
         raise ValueError(_("A pool name is 1-20 characters a-z, 0-9 and _, starting with a letter."))
     partition.pool = pool
     db.session.flush()
+    from portal.grants.reconcile import mark_pending  # grants build on sites, not the other way round
+
+    mark_pending({partition.site_id})
     log.info("partition pool set site=%s partition=%s pool=%s", partition.site.name, partition.name, pool)
 
 
