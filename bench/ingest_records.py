@@ -26,8 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 STATES = ["COMPLETED"] * 8 + ["FAILED", "CANCELLED by 1234", "TIMEOUT", "OUT_OF_MEMORY", "RUNNING"]
 
 
-def sacct_lines(count: int, accounts: list[str], start: date, rng: random.Random) -> str:
-    """Rows in the order of portal.slurm.parsing.SACCT_FIELDS, as ``sacct -X -P -n`` prints them."""
+def sacct_lines(count: int, accounts: list[tuple[date, dict[str, str], dict[str, str]]], start: date,
+                rng: random.Random) -> str:
+    """Rows in the order of portal.slurm.parsing.SACCT_FIELDS, as ``sacct -X -P -n`` prints them.
+
+    ``accounts`` holds, per project, the day its second grant starts and each grant's pool
+    sub-accounts by partition: a job runs under the sub-account of the grant current when it
+    was submitted, on the pool of its partition (as a job plan's ``#SBATCH --account``).
+    """
     lines = []
     origin = datetime(start.year, start.month, start.day)
     for job in range(count):
@@ -40,9 +46,12 @@ def sacct_lines(count: int, accounts: list[str], start: date, rng: random.Random
         state = rng.choice(STATES)
         end = "Unknown" if state == "RUNNING" else (begin + timedelta(seconds=elapsed)).isoformat(timespec="seconds")
         tres = f"billing={cpus},cpu={cpus},mem={cpus * 4}G,node=1" + (f",gres/gpu={gpus}" if gpus else "")
+        partition = "gpu" if gpu else "cpu"
+        boundary, year1, year2 = rng.choice(accounts)
+        account = (year1 if submit.date() < boundary else year2)[partition]
         lines.append("|".join([
-            str(1_000_000 + job), f"job{job}", rng.choice(accounts), f"user{rng.randrange(2000)}",
-            "gpu" if gpu else "cpu", state, "None", submit.isoformat(timespec="seconds"),
+            str(1_000_000 + job), f"job{job}", account, f"user{rng.randrange(2000)}",
+            partition, state, "None", submit.isoformat(timespec="seconds"),
             begin.isoformat(timespec="seconds"), end, str(elapsed), str(cpus), str(cpus * elapsed), tres,
             "0:0", "2880"]))
     return "\n".join(lines) + "\n"
@@ -51,6 +60,7 @@ def sacct_lines(count: int, accounts: list[str], start: date, rng: random.Random
 def setup(projects: int):
     from portal.extensions import db
     from portal.grants.operations import create_grant
+    from portal.grants.reconcile import name_pool_accounts
     from portal.identity.providers import create_local_user
     from portal.projects.operations import create_project
     from portal.sites.models import Partition, ResourceKind
@@ -60,16 +70,20 @@ def setup(projects: int):
     cpu, gpu = Partition(name="cpu", resource_kind=ResourceKind.CPU), Partition(name="gpu", resource_kind=ResourceKind.GPU)
     site.partitions += [cpu, gpu]
     pi = create_local_user("pi@example.org", "PI", None)
-    accounts = []
-    first = date(2026, 1, 1)
+    grants = []
+    first, boundary = date(2026, 1, 1), date(2027, 1, 1)
     for i in range(projects):
         project = create_project(f"bench-{i}", "Bench", pi)
         project.slurm_account = f"bench_{i}"
-        accounts.append(project.slurm_account)
-        # Two consecutive grants: jobs near the boundary test the charging rule's speed too.
-        create_grant(project, title="Year 1", start_date=first, end_date=date(2027, 1, 1), hours={cpu: 1e6, gpu: 1e5})
-        create_grant(project, title="Year 2", start_date=date(2027, 1, 1), end_date=date(2028, 1, 1),
-                     hours={cpu: 1e6, gpu: 1e5})
+        # Two consecutive grants, each with a sub-account per pool (bench_<i>_cpu, then
+        # bench_<i>_cpu_<grant id>): records are spread over all four of a project's pools.
+        grants.append((
+            create_grant(project, title="Year 1", start_date=first, end_date=boundary, hours={cpu: 1e6, gpu: 1e5}),
+            create_grant(project, title="Year 2", start_date=boundary, end_date=date(2028, 1, 1),
+                         hours={cpu: 1e6, gpu: 1e5})))
+    name_pool_accounts(site)
+    accounts = [(boundary, *({a.partition.name: a.slurm_account for a in grant.allocations} for grant in pair))
+                for pair in grants]
     db.session.commit()
     return site, accounts, first
 

@@ -1,10 +1,13 @@
 """Reconcile N projects x M members against the local Slurm cluster: batched vs one call each.
 
-Batched is the portal's reconciler (desired state from a database, one ``sacctmgr show``,
-one ``sacctmgr load`` for all additions and limits, grouped deletes, one read-back). Naive is
-what hooks in views typically do: one ``sacctmgr add`` process per account and per user
-association. The naive run costs about half a second per association on this machine (each
-sacctmgr command is its own slurmdbd commit), so by default it runs on a sample of the
+Each project gets what the portal makes for a grant on the ``cpu`` pool: a project account,
+under it the pool's sub-account carrying the award as ``GrpTRESMins``, and one association
+per member and partition of the pool (``(sub-account, user, partition)``). Batched is the
+portal's reconciler (desired state from a database, one ``sacctmgr show``, one ``sacctmgr
+load`` for all additions and limits, grouped deletes, one read-back). Naive is what hooks in
+views typically do: one ``sacctmgr add`` process per account and per user association. The
+naive run costs about half a second per association on this machine (each sacctmgr command
+is its own slurmdbd commit), so by default it runs on a sample of the
 projects and the per-association time is also shown scaled to the full size; the batched
 run is measured on the same sample too, so the ratio compares like with like.
 Everything the bench adds to Slurm is removed at the end.
@@ -69,11 +72,24 @@ def populate(site, projects: int, members: int, prefix: str):
     db.session.commit()
 
 
-def clean_up(site, scheduler) -> None:
-    from portal.grants.reconcile import apply_plan, read_actual
-    from portal.grants.slurmstate import SlurmState, plan
+def pool_partitions(site) -> list:
+    """The live partitions of the ``cpu`` partition's pool: where the grants' time may be spent."""
+    from portal.sites.operations import ABSENT
 
-    apply_plan(scheduler, plan(SlurmState(), read_actual(site, scheduler), site.slurm_cluster, remove_drift=True))
+    cpu = next(p for p in site.partitions if p.name == "cpu")
+    return sorted((p for p in site.partitions if p.pool_name == cpu.pool_name and p.state != ABSENT),
+                  key=lambda p: p.name)
+
+
+def associations_per_project(site, members: int) -> int:
+    """1 project account + 1 pool sub-account (one pool granted) + 1 per member per partition."""
+    return 1 + 1 + members * len(pool_partitions(site))
+
+
+def clean_up(site, scheduler) -> None:
+    from portal.grants.reconcile import top_account
+
+    _remove_subtree(scheduler, site.slurm_cluster, top_account())
 
 
 def measure(label: str, action, rows: list) -> None:
@@ -85,14 +101,24 @@ def measure(label: str, action, rows: list) -> None:
 
 
 def naive(site, scheduler, projects: int, members: int, top: str) -> int:
-    """One sacctmgr process per account and per user association, as view hooks would do."""
+    """One sacctmgr process per account and per user association, as view hooks would do.
+
+    The same shape the reconciler makes: project account, pool sub-account with the award,
+    one association per member per partition of the pool.
+    """
+    partitions = [p.name for p in pool_partitions(site)]
+    pool = next(p for p in site.partitions if p.name == "cpu").pool_name
     scheduler.add_account(top, parent="root")
     for i in range(projects):
         account = f"{top}p{i}"
-        scheduler.add_account(account, parent=top, grp_tres_mins={"cpu": AWARD_SIZES[i % len(AWARD_SIZES)] * 60})
+        sub_account = f"{account}_{pool}"
+        scheduler.add_account(account, parent=top)
+        scheduler.add_account(sub_account, parent=account,
+                              grp_tres_mins={"cpu": AWARD_SIZES[i % len(AWARD_SIZES)] * 60})
         for j in range(members):
-            scheduler.add_user(account, f"{top}p{i}m{j}")
-    return projects * (members + 1)
+            for partition in partitions:
+                scheduler.add_user(sub_account, f"{top}p{i}m{j}", partition=partition)
+    return projects * associations_per_project(site, members)
 
 
 def main() -> None:
@@ -134,8 +160,9 @@ def main() -> None:
             measure("naive, one sacctmgr per association", lambda: naive(site, scheduler, args.naive_projects,
                                                                           args.members, naive_top), rows)
             populate(site, args.naive_projects, args.members, f"s{tag()}")
+            per_project = associations_per_project(site, args.members)
             measure("batched (reconciler), same sample",
-                    lambda: (reconcile_site(site, scheduler), args.naive_projects * (args.members + 1))[1], rows)
+                    lambda: (_checked(reconcile_site(site, scheduler)), args.naive_projects * per_project)[1], rows)
             clean_up(site, scheduler)
             _remove_naive(scheduler, cluster.cluster_name, naive_top)
             from portal.grants.models import Grant
@@ -144,11 +171,11 @@ def main() -> None:
                 db.session.delete(grant)  # the ORM cascades to allocations on every database
             db.session.commit()
             populate(site, args.projects, args.members, f"b{tag()}")
-            total = args.projects * (args.members + 1)
+            total = args.projects * per_project
             measure("batched (reconciler), full size", lambda: (_checked(reconcile_site(site, scheduler)), total)[1],
                     rows)
             measure("batched, second run (no changes)", lambda: (_checked(reconcile_site(site, scheduler)), 0)[1], rows)
-            _report(rows, args)
+            _report(rows, args, per_project)
         finally:
             began = time.perf_counter()
             clean_up(site, scheduler)
@@ -164,16 +191,20 @@ def _checked(outcome):
 
 
 def _remove_naive(scheduler: CliScheduler, cluster: str, top: str) -> None:
-    from portal.grants.reconcile import apply_plan
-    from portal.grants.slurmstate import SlurmState, actual_state, plan
-
-    output = scheduler.sacctmgr(["-P", "-n", "show", "association", f"cluster={cluster}",
-                                 "format=Cluster,Account,ParentName,User,Partition,GrpTRESMins,GrpSubmit"])
-    apply_plan(scheduler, plan(SlurmState(), actual_state(output, cluster, top), cluster, remove_drift=True))
+    _remove_subtree(scheduler, cluster, top)
 
 
-def _report(rows: list, args) -> None:
-    print(f"# reconcile {args.projects} projects x {args.members} members (+1 account each) on {args.name};"
+def _remove_subtree(scheduler: CliScheduler, cluster: str, top: str) -> None:
+    """Remove ``top`` and everything under it (accounts, associations, users left with none)."""
+    from portal.slurm.accounting import SlurmState, actual_state, plan
+
+    actual = actual_state(scheduler.associations(cluster=cluster), cluster, top)
+    scheduler.apply_accounting(plan(SlurmState(), actual, cluster, remove_drift=True))
+
+
+def _report(rows: list, args, per_project: int) -> None:
+    print(f"# reconcile {args.projects} projects x {args.members} members on {args.name}: {per_project} associations"
+          f" per project (project account + pool sub-account + members x pool partitions);"
           f" naive sample {args.naive_projects} projects")
     print(f"# {'run':38} {'associations':>12} {'seconds':>9} {'sacctmgr':>9} {'assoc/s':>9}")
     for label, associations, seconds, processes in rows:

@@ -36,6 +36,7 @@ def per_call_us(func, number: int, repeat: int) -> float:
 def build_world():
     from portal.extensions import db
     from portal.grants.operations import create_grant
+    from portal.grants.reconcile import name_pool_accounts
     from portal.identity.models import Role
     from portal.identity.providers import create_local_user
     from portal.projects.operations import create_project
@@ -53,6 +54,7 @@ def build_world():
     project.slurm_account = "bench1"
     create_grant(project, title="g", start_date=date.today() - timedelta(days=1),
                  end_date=date.today() + timedelta(days=9), hours={p: 1000.0 for p in site.partitions})
+    name_pool_accounts(site)  # the pool sub-accounts (bench1_cpu, bench1_gpu) jobs are charged to
     db.session.commit()
     return user, project, {p.name: p for p in site.partitions}
 
@@ -82,7 +84,8 @@ def run(args, user, project, partitions) -> None:
     for name, template in sorted(templates.items()):
         partition = partitions[template.kind]
         plan = plan_job(user, template, project, partition, {}, remaining=60000)
-        workdir = plan.workdir
+        workdir, account = plan.workdir, plan.account  # the grant's pool sub-account
+        assert account and account == plan.allocation.slurm_account, account
         output = f"{workdir}/slurm-%A_%a.out" if "--array" in plan.script else f"{workdir}/slurm-%j.out"
         context = {"python": job_python(), "workdir": workdir, "mpi_references": str(MPI_REFERENCES)}
 
@@ -90,7 +93,7 @@ def run(args, user, project, partitions) -> None:
             values = {n: p.clean(None) for n, p in template.params.items()}
             res = resources_for(template, values)
             limit_problems(template, partition, res)
-            header = res.sbatch_header(name, "bench1", partition.name, output)
+            header = res.sbatch_header(name, account, partition.name, output)
             return render_script(template, header, values, context)
 
         script = render_validate()
