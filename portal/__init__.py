@@ -76,14 +76,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in (web_bp, identity_bp, account_bp, audit_bp, sites_bp, projects_bp, benchmarks_bp):
         app.register_blueprint(blueprint)
+    from portal.grants.status import bp as slurm_status_bp
     from portal.jobs.blueprint import bp as jobs_bp
 
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(slurm_status_bp)
     init_api(app)
     register_error_handlers(app)
     from portal.grants.triggers import init_app as init_grants
 
-    init_grants(app)  # before the commit hook: its after-request sync runs after the commit
+    init_grants(app)
     app.after_request(_commit_or_roll_back)
     app.after_request(_security_headers)
     _register_template_helpers(app)

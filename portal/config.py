@@ -20,6 +20,15 @@ DEFAULTS: dict[str, Any] = {
     # checked against them (and by every sync), so a limit changed in Slurm is followed.
     "PARTITION_LIMITS_TTL": 30.0,
     "SLURM_TOP_ACCOUNT": "portal",  # the Slurm account every account the portal makes sits under
+    # The reconciler service (flask slurm run): seconds between its duties.
+    "SERVICE_POLL_INTERVAL": 2.0,  # look for pending changes (PostgreSQL also wakes it at once)
+    "SERVICE_JOB_STATES_INTERVAL": 10.0,
+    "SERVICE_OUTBOX_INTERVAL": 30.0,
+    "SERVICE_USAGE_INTERVAL": 300.0,  # expiry, sacct ingestion, usage alerts
+    "SERVICE_FULL_INTERVAL": 3600.0,  # the whole site, drift included
+    # /metrics (Prometheus): open to these networks, to "Authorization: Bearer <token>", and to staff.
+    "METRICS_ALLOWED_NETWORKS": "127.0.0.1/32,::1/128",
+    "METRICS_TOKEN": "",
     "DEFAULT_LOCALE": "en",
     "SQL_ECHO": False,
     # Folder of mpi_examples references files that judge uploaded results; empty: the shipped ones.

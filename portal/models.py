@@ -8,7 +8,8 @@ from portal.sites.models import Partition, Site  # noqa: F401
 from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401
 from portal.grants.models import Grant, GrantAllocation  # noqa: F401
 from portal.grants.usage import JobUsage  # noqa: F401
-from portal.grants.records import FinalReport, GrantAlert, GrantRequest, SiteSyncState, SyncAction, SyncRun  # noqa: F401
+from portal.grants.records import (FinalReport, GrantAlert, GrantRequest, PendingChange, SiteSyncState,  # noqa: F401
+                                   SyncAction, SyncRun)
 from portal.mail.outbox import OutgoingMail  # noqa: F401
 from portal.calls.models import AccessMode, Call, CallPartition  # noqa: F401
 from portal.proposals.models import EvidenceFile, Invitation, Proposal, ProposalEvent, ProposalRequest  # noqa: F401

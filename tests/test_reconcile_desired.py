@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import delete, select, text
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import GrantStatus
 from portal.grants.operations import create_grant, set_grant_status
 from portal.grants.reconcile import desired_state, is_pending, reconcile_site, site_state
+from portal.grants.records import PendingChange
 from portal.identity.providers import create_local_user
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
@@ -77,7 +78,7 @@ def test_partitions_grouped_into_one_pool_share_one_sub_account(app_ctx):
     assert state.users == {("p9_cpu_all", "pi9", "cpu"), ("p9_cpu_all", "pi9", "debug")}
 
 
-def test_committed_changes_mark_the_site_pending_and_a_failed_sync_keeps_it(app_ctx):
+def test_committed_changes_mark_their_project_pending_and_a_failed_sync_keeps_it(app_ctx):
     site, cpu, _ = _site()
     pi = create_local_user("pi@example.org", "PI", unix_username="pi1")
     project = create_project("p1", "One", pi)
@@ -87,14 +88,18 @@ def test_committed_changes_mark_the_site_pending_and_a_failed_sync_keeps_it(app_
                  hours={cpu: 1})
     db.session.commit()
     assert is_pending({site.id})
+    assert [(c.site_id, c.project_id) for c in db.session.scalars(select(PendingChange))] == [(site.id, project.id)]
     outcome = reconcile_site(site)
     assert not outcome.run.succeeded and "slurm.conf not found" in outcome.run.error
-    assert is_pending({site.id}) and site_state(site).last_error == outcome.run.error
+    state = site_state(site)
+    assert is_pending({site.id}) and state.last_error == outcome.run.error
+    # Retried with backoff, not at once.
+    assert state.attempts == 1 and state.next_attempt_at > utcnow().replace(tzinfo=None)
+    assert reconcile_site(site).run is not None and site_state(site).attempts == 2
 
     add_member(project, create_local_user("m@example.org", "Member", unix_username="mem1"))
     db.session.rollback()  # a change that is rolled back marks nothing
-    state = site_state(site)
-    state.pending = False
+    db.session.execute(delete(PendingChange))
     db.session.commit()
     assert not is_pending({site.id})
     pi.unix_username = "pi2"  # a new Unix name changes the associations

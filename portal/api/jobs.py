@@ -4,7 +4,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, jobs_visible_to, plan_by_ids,
-                                    refresh_states, submit_job, visible_job)
+                                    submit_job, visible_job)
 from portal.jobs.output import output_tails
 from portal.slurm.errors import SchedulerError
 
@@ -65,6 +65,7 @@ class JobSchema(Schema):
     account = fields.Str()
     state = fields.Str(attribute="last_state")
     reason = fields.Str(attribute="last_reason", allow_none=True)
+    state_seen_at = fields.DateTime(allow_none=True, metadata={"description": "when the state was last read from Slurm"})
     max_cost_minutes = fields.Int()
     submitted_at = fields.DateTime()
     parameters = fields.Dict()
@@ -121,17 +122,14 @@ def submit(request_data):
 @blp.route("")
 @blp.response(200, JobSchema(many=True))
 def list_jobs():
-    """Jobs of the caller's projects, with the state Slurm reports now."""
-    jobs = jobs_visible_to(current_user)
-    refresh_states(jobs)
-    return jobs
+    """Jobs of the caller's projects, with their state as last read from Slurm (``state_seen_at``)."""
+    return jobs_visible_to(current_user)
 
 
 @blp.route("/<int:job_id>")
 @blp.response(200, JobDetailSchema)
 def get_job(job_id: int):
     job = visible_job(current_user, job_id) or abort(404)
-    refresh_states([job])
     return job
 
 

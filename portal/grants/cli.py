@@ -35,7 +35,7 @@ def sync(names: tuple[str, ...], dry_run: bool):
         db.session.commit()
     failed = 0
     for site in _sites(names):
-        outcome = reconcile_site(site, dry_run=dry_run)
+        outcome = reconcile_site(site, dry_run=dry_run, full=True)
         if outcome.run is None:
             click.echo(f"{site.name}: another worker is reconciling it; skipped.")
             continue
@@ -48,6 +48,20 @@ def sync(names: tuple[str, ...], dry_run: bool):
             click.echo(f"  FAILED (change kept pending): {outcome.run.error}", err=True)
     if failed:
         raise click.ClickException(f"{failed} site(s) could not be brought up to date.")
+
+
+@slurm_cli.command("run")
+@click.option("--seconds", type=float, default=None, help="Stop after this many seconds (default: run until SIGTERM).")
+def run_service(seconds: float | None):
+    """Run the reconciler service: applies changes as they are committed, keeps job states,
+    usage, alerts and mail up to date, and checks for drift. Stop it with SIGTERM."""
+    from flask import current_app
+
+    from portal.grants.service import ReconcilerService, Schedule
+
+    service = ReconcilerService(current_app._get_current_object(), Schedule.from_config(current_app.config),
+                                echo=lambda line: click.echo(line, err=True))
+    service.run(max_seconds=seconds)
 
 
 @slurm_cli.command("ingest")

@@ -1,26 +1,31 @@
 """Make Slurm enforce the grants: desired state from the database, diff, apply, record.
 
-Runs after every change that affects Slurm (see :mod:`portal.grants.triggers`) and from
-``flask slurm sync``. A site whose Slurm cannot be reached keeps its ``pending`` flag, and
-the next run converges: every run starts from what Slurm has, never from what was done.
+A committed change that affects Slurm leaves a :class:`PendingChange` for its project (see
+:mod:`portal.grants.triggers`); the reconciler service (:mod:`portal.grants.service`) or
+``flask slurm sync`` then brings just those projects' accounts in line (an incremental run,
+whose cost does not grow with the site), or the whole site (a full run, which also finds
+drift). A run that fails leaves the changes pending and is retried with backoff: every run
+starts from what Slurm has, never from what was done.
 """
 from __future__ import annotations
 
 import logging
 import re
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from portal.audit.operations import record
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation
-from portal.grants.records import SiteSyncState, SyncAction, SyncRun
-from portal.slurm.accounting import AccountSpec, ActualState, Command, SlurmState, actual_state, plan
+from portal.grants.records import PendingChange, SiteSyncState, SyncAction, SyncRun
+from portal.slurm.accounting import (AccountSpec, ActualState, Command, Drift, SlurmState, actual_state, drift,
+                                     plan)
 from portal.projects.models import Project
 from portal.sites.models import Partition, Site
 from portal.sites.operations import ABSENT
@@ -52,9 +57,12 @@ def site_state(site: Site, *, lock: bool = False) -> SiteSyncState | None:
     """The site's sync row; with ``lock``, locked for this transaction or None if another holds it."""
     state = db.session.get(SiteSyncState, site.id)
     if state is None:
-        state = SiteSyncState(site_id=site.id)
-        db.session.add(state)
-        db.session.flush()
+        try:
+            with db.session.begin_nested():  # two processes may make it at once: one wins
+                db.session.add(SiteSyncState(site_id=site.id))
+        except IntegrityError:
+            pass
+        state = db.session.get(SiteSyncState, site.id)
     if not lock:
         return state
     # Two workers never reconcile one site at once: the second skips (the first sees its change).
@@ -62,13 +70,14 @@ def site_state(site: Site, *, lock: bool = False) -> SiteSyncState | None:
                              .with_for_update(skip_locked=True).execution_options(populate_existing=True))
 
 
-def _grants_on(site: Site) -> list[tuple[Grant, list[GrantAllocation]]]:
-    rows = db.session.scalars(select(GrantAllocation).join(GrantAllocation.partition)
-                              .where(Partition.site_id == site.id)
-                              .options(selectinload(GrantAllocation.grant).selectinload(Grant.project))
-                              .order_by(GrantAllocation.grant_id, GrantAllocation.id)).all()
+def _grants_on(site: Site, projects: set[int] | None = None) -> list[tuple[Grant, list[GrantAllocation]]]:
+    query = (select(GrantAllocation).join(GrantAllocation.partition).where(Partition.site_id == site.id)
+             .options(selectinload(GrantAllocation.grant).selectinload(Grant.project))
+             .order_by(GrantAllocation.grant_id, GrantAllocation.id))
+    if projects is not None:
+        query = query.join(GrantAllocation.grant).where(Grant.project_id.in_(projects))
     by_grant: dict[int, tuple[Grant, list[GrantAllocation]]] = {}
-    for allocation in rows:
+    for allocation in db.session.scalars(query):
         by_grant.setdefault(allocation.grant_id, (allocation.grant, []))[1].append(allocation)
     return list(by_grant.values())
 
@@ -77,7 +86,7 @@ def _pool_suffix(pool: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", pool.lower())[:20] or "pool"
 
 
-def name_pool_accounts(site: Site) -> None:
+def name_pool_accounts(site: Site, projects: set[int] | None = None) -> None:
     """Give every allocation on ``site`` the Slurm sub-account of its grant and pool; flushes.
 
     ``<project account>_<pool>`` (e.g. ``ehpc_reg_001_gpu``), with the grant's id appended
@@ -85,7 +94,7 @@ def name_pool_accounts(site: Site) -> None:
     counters of its own, so time left over from an ended grant never carries into the next.
     Names are stored once and never change.
     """
-    grants = _grants_on(site)
+    grants = _grants_on(site, projects)
     if all(a.slurm_account for _, allocations in grants for a in allocations):
         return
     taken = set(db.session.scalars(select(GrantAllocation.slurm_account).where(GrantAllocation.slurm_account.is_not(None))))
@@ -113,7 +122,7 @@ def name_pool_accounts(site: Site) -> None:
     db.session.flush()
 
 
-def desired_state(site: Site, today: date | None = None) -> SlurmState:
+def desired_state(site: Site, today: date | None = None, projects: set[int] | None = None) -> SlurmState:
     """What Slurm on ``site`` should have, from the database alone (names pool accounts first).
 
     Under the funding pool (or the top account) one account per project, without limits;
@@ -131,7 +140,7 @@ def desired_state(site: Site, today: date | None = None) -> SlurmState:
     state.add_account(AccountSpec.make(top, "root"))
     live = [p for p in site.partitions if p.state != ABSENT]
     per_project: dict[int, dict] = {}
-    for grant, allocations in _grants_on(site):
+    for grant, allocations in _grants_on(site, projects):
         entry = per_project.setdefault(grant.project_id, {"project": grant.project, "pool": None, "subs": []})
         if grant.funding_pool and (entry["pool"] is None or grant.is_active_on(today)):
             entry["pool"] = names.validate_account_name(grant.funding_pool)
@@ -161,13 +170,15 @@ def desired_state(site: Site, today: date | None = None) -> SlurmState:
     return state
 
 
-def read_actual(site: Site, scheduler) -> ActualState:
-    return actual_state(scheduler.associations(cluster=site.slurm_cluster), site.slurm_cluster, top_account())
+def read_actual(site: Site, scheduler, accounts: list[str] | None = None) -> ActualState:
+    """The site's associations under the top account: all of them, or those of ``accounts``."""
+    return actual_state(scheduler.associations(accounts, cluster=site.slurm_cluster), site.slurm_cluster,
+                        top_account(), complete=accounts is None)
 
 
 @dataclass
 class SyncOutcome:
-    run: SyncRun | None  # None: another worker holds the site
+    run: SyncRun | None  # None: another worker holds the site, or nothing was waiting
     commands: list[Command]
 
 
@@ -179,11 +190,21 @@ def _scheduler(site: Site, scheduler):
     return scheduler_for(site)
 
 
-def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_drift: bool = False,
-                   today: date | None = None) -> SyncOutcome:
-    """Bring Slurm on ``site`` to the desired state; record the run. Commits (it talks to Slurm).
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after failed runs in a row: 5 s, 10 s, 20 s, ... at most 5 minutes."""
+    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 300))
 
-    Raises nothing for Slurm failures: they are kept on the run and the site stays pending.
+
+def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_drift: bool = False,
+                   full: bool | None = None, only_pending: bool = False, today: date | None = None) -> SyncOutcome:
+    """Bring Slurm on ``site`` to the desired state; record the run. Commits: it is one unit of
+    work of its own (it talks to Slurm between its reads and its writes).
+
+    ``full`` (default: when a whole-site change waits, when drift is to be removed, or when
+    nothing waits) reads and plans the whole site and counts the drift; otherwise only the
+    projects with pending changes are read and written. ``only_pending`` returns without a run
+    when nothing waits. Slurm failures raise nothing: they are kept on the run and on the
+    site's state (attempts, next retry), and the changes stay pending.
     """
     scheduler = _scheduler(site, scheduler)
     db.session.commit()  # the lock's transaction must not carry the caller's half-done work
@@ -191,65 +212,108 @@ def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_
     if state is None:
         db.session.rollback()
         return SyncOutcome(None, [])
+    waiting = list(db.session.execute(select(PendingChange.id, PendingChange.project_id)
+                                      .where(PendingChange.site_id == site.id)))
+    if only_pending and not waiting:
+        db.session.rollback()
+        return SyncOutcome(None, [])
+    if full is None:
+        full = remove_drift or not waiting or any(project is None for _, project in waiting)
+    projects = None if full else {project for _, project in waiting}
     db.session.info["slurm_reconciling"] = True
     try:
-        desired = desired_state(site, today)
+        desired = desired_state(site, today, projects)
         run = SyncRun(site_id=site.id, started_at=utcnow(), dry_run=dry_run)
         db.session.add(run)
         commands: list[Command] = []
         try:
-            actual = read_actual(site, scheduler)
+            scope = None if full else sorted(desired.accounts)
+            actual = read_actual(site, scheduler, scope)
             run.sacctmgr_calls = 1
+            if full and not dry_run:
+                state.drift_found = _drift_size(drift(desired, actual))
+                state.last_full_at = run.started_at
             changes = plan(desired, actual, site.slurm_cluster, remove_drift=remove_drift)
             commands = changes.commands()
             run.actions = [SyncAction(kind=c.kind, command=str(c)) for c in commands]
             if not dry_run and changes:
                 run.sacctmgr_calls += scheduler.apply_accounting(changes)
                 # Trust, then verify: a half-applied change shows up here, not as garbage later.
-                left = plan(desired, read_actual(site, scheduler), site.slurm_cluster, remove_drift=remove_drift)
+                left = plan(desired, read_actual(site, scheduler, scope), site.slurm_cluster, remove_drift=remove_drift)
                 run.sacctmgr_calls += 1
                 if left:
                     raise NotConverged(f"{len(left.commands())} change(s) still differ after applying,"
                                        f" e.g. {left.commands()[0]}")
+                if remove_drift:
+                    state.drift_found = 0
             run.succeeded = True
         except SchedulerError as exc:
             run.error = str(exc)[:2000]
             log.warning("slurm sync of %s failed: %s", site.name, exc)
         run.finished_at = utcnow()
         if not dry_run:
-            state.last_run_at = run.finished_at
-            state.last_error = run.error
-            if run.succeeded:
-                state.pending, state.pending_since = False, None
-            if commands:
-                record("slurm.changed", None, f"site:{site.name}", {
-                    "run": run.id, "succeeded": run.succeeded, "error": run.error,
-                    "commands": [str(c) for c in commands[:50]], "count": len(commands)},
-                    actor_label="reconciler")
+            _record_outcome(site, state, run, commands, [change_id for change_id, _ in waiting])
         db.session.flush()
         db.session.commit()
+    except BaseException:
+        db.session.rollback()  # e.g. SIGTERM's exception: nothing half-recorded, the changes stay pending
+        raise
     finally:
         db.session.info.pop("slurm_reconciling", None)
     return SyncOutcome(run, commands)
 
 
-def mark_pending(site_ids: set[int]) -> None:
+def _drift_size(found: Drift) -> int:
+    return len(found.accounts) + len(found.associations) + len(found.limits) + len(found.user_limits)
+
+
+def _record_outcome(site: Site, state: SiteSyncState, run: SyncRun, commands: list[Command],
+                    applied: list[int]) -> None:
+    state.last_run_at = run.finished_at
+    state.last_error = run.error
+    if run.succeeded:
+        state.last_success_at, state.attempts, state.next_attempt_at = run.finished_at, 0, None
+        if applied:  # only what this run saw: a change marked meanwhile waits for the next run
+            db.session.execute(delete(PendingChange).where(PendingChange.id.in_(applied)))
+    else:
+        state.attempts = (state.attempts or 0) + 1
+        state.next_attempt_at = run.finished_at + retry_delay(state.attempts)
+    if commands:
+        record("slurm.changed", None, f"site:{site.name}", {
+            "run": run.id, "succeeded": run.succeeded, "error": run.error,
+            "commands": [str(c) for c in commands[:50]], "count": len(commands)},
+            actor_label="reconciler")
+
+
+def mark_pending(site_ids: set[int], projects: set[tuple[int, int]] = frozenset()) -> None:
+    """Note, in the caller's transaction, that Slurm must learn of a change: of whole sites
+    (``site_ids``) or of projects on a site (``(site_id, project_id)``). Inserts only, so a web
+    request never waits for a reconciler at work; the reconciler service is woken after the
+    commit (PostgreSQL NOTIFY; it polls too)."""
     now = utcnow()
-    for site_id in site_ids:
-        state = db.session.get(SiteSyncState, site_id)
-        if state is None:
-            db.session.add(SiteSyncState(site_id=site_id, pending=True, pending_since=now))
-        elif not state.pending:
-            state.pending, state.pending_since = True, now
+    rows = [{"site_id": site_id, "project_id": None, "marked_at": now} for site_id in sorted(site_ids)]
+    rows += [{"site_id": site_id, "project_id": project_id, "marked_at": now}
+             for site_id, project_id in sorted(projects) if site_id not in site_ids]
+    if not rows:
+        return
+    db.session.execute(insert(PendingChange), rows)
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+
+
+WAKE_CHANNEL = "portal_slurm"
 
 
 def pending_sites() -> list[Site]:
-    return list(db.session.scalars(select(Site).join(SiteSyncState, SiteSyncState.site_id == Site.id)
-                                   .where(SiteSyncState.pending.is_(True)).order_by(Site.name)))
+    return list(db.session.scalars(select(Site).where(Site.id.in_(select(PendingChange.site_id)))
+                                   .order_by(Site.name)))
 
 
 def is_pending(site_ids: set[int]) -> bool:
     if not site_ids:
         return False
-    return bool(db.session.scalar(select(SiteSyncState.site_id).where(
-        SiteSyncState.site_id.in_(site_ids), SiteSyncState.pending.is_(True)).limit(1)))
+    return bool(db.session.scalar(select(PendingChange.id).where(PendingChange.site_id.in_(site_ids)).limit(1)))
+
+
+def pending_since(site: Site) -> datetime | None:
+    return db.session.scalar(select(func.min(PendingChange.marked_at)).where(PendingChange.site_id == site.id))

@@ -18,19 +18,41 @@ from portal.sites.models import ResourceKind, Site
 
 
 class SiteSyncState(db.Model):
-    """One row per site: whether Slurm still has to learn of a change (and the row to lock)."""
+    """One row per site: what the reconciler knows of it, and the row it locks while it works.
+
+    Only a reconciler holding the lock writes here; web requests never do (they add
+    :class:`PendingChange` rows instead), so a request never waits for a sync in progress.
+    """
 
     __tablename__ = "slurm_site_state"
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
-    pending: Mapped[bool] = mapped_column(default=False)
-    pending_since: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)  # failed runs in a row
+    next_attempt_at: Mapped[datetime | None]  # retry with backoff after a failure
+    last_full_at: Mapped[datetime | None]  # last full pass (drift is found there)
+    drift_found: Mapped[int | None]  # things under the top account the portal did not make, at that pass
     # End of the last ingested sacct window; the next one starts here minus the overlap.
     ingested_until: Mapped[datetime | None]
 
     site: Mapped[Site] = relationship()
+
+
+class PendingChange(db.Model):
+    """A committed change Slurm has still to learn of: one project of a site, or the whole site.
+
+    Written in the same transaction as the change itself, so the mark stands or falls with
+    it; removed by the reconciler run that applied it.
+    """
+
+    __tablename__ = "slurm_pending_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))  # None: whole site
+    marked_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class SyncRun(db.Model):

@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.jobs.forms import job_form
 from portal.jobs.operations import (JobError, cancel_job, hours_text, job_template, job_templates, jobs_visible_to,
-                                    limits_text, offered_partitions, plan_job, refresh_states,
+                                    limits_text, offered_partitions, plan_job,
                                     submit_job, submittable_projects, visible_job)
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
@@ -21,11 +21,12 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
 @bp.route("/")
 def index():
+    # States come from the database, kept fresh by the reconciler service: a page view never
+    # waits for Slurm.
     jobs = jobs_visible_to(current_user)
-    problem = refresh_states(jobs)
     templates, _problems = job_templates()
     return render_template("jobs/index.html", jobs=jobs, templates=sorted(templates.values(), key=lambda t: t.title),
-                           problem=problem, form=FlaskForm())
+                           problem=None, form=FlaskForm())
 
 
 @bp.route("/new/<template>", methods=["GET", "POST"])
@@ -61,8 +62,7 @@ def new(template: str):
 @bp.route("/<int:job_id>")
 def detail(job_id: int):
     job = visible_job(current_user, job_id) or abort(404)
-    problem = refresh_states([job])
-    return render_template("jobs/detail.html", job=job, problem=problem, tails=output_tails(job), form=FlaskForm())
+    return render_template("jobs/detail.html", job=job, problem=None, tails=output_tails(job), form=FlaskForm())
 
 
 @bp.route("/<int:job_id>/cancel", methods=["POST"])

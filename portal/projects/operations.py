@@ -44,3 +44,42 @@ def add_member(project: Project, user: User, role: ProjectRole = ProjectRole.MEM
         membership.role = role
     db.session.flush()
     return membership
+
+
+class TeamError(ValueError):
+    """The team cannot be changed as asked; the message says why, for people."""
+
+
+def add_member_by_email(project: Project, actor: User, email: str, role: ProjectRole = ProjectRole.MEMBER) -> Membership:
+    """A PI, co-PI or staff adds a person who has a portal account; Slurm follows. Flushes."""
+    from flask_babel import gettext as _
+
+    from portal.audit.operations import record
+
+    if role is ProjectRole.PI:
+        raise TeamError(_("A project has one PI; add co-PIs or members."))
+    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        raise TeamError(_("No one with the e-mail address %(email)s has signed in to the portal yet.",
+                          email=(email or "").strip()[:254]))
+    if project.membership_of(user) is not None and project.membership_of(user).role is ProjectRole.PI:
+        raise TeamError(_("%(name)s is the project's PI.", name=user.name))
+    membership = add_member(project, user, role)
+    record("project.member_added", actor, f"project:{project.code}", {"user": user.email, "role": role.value})
+    return membership
+
+
+def remove_member(project: Project, actor: User, user_id: int) -> None:
+    """Take a person off the team (never the PI); their Slurm associations go. Flushes."""
+    from flask_babel import gettext as _
+
+    from portal.audit.operations import record
+
+    membership = next((m for m in project.memberships if m.user_id == user_id), None)
+    if membership is None:
+        raise TeamError(_("That person is not on the team (any more)."))
+    if membership.role is ProjectRole.PI:
+        raise TeamError(_("The PI cannot be removed from the project."))
+    project.memberships.remove(membership)
+    db.session.flush()
+    record("project.member_removed", actor, f"project:{project.code}", {"user": membership.user.email})

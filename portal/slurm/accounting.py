@@ -88,9 +88,13 @@ class ActualState:
     # Every association of every user on the cluster, inside the subtree or not: needed to
     # know whether removing a user's last association must remove the user itself.
     all_user_assocs: dict[str, set[tuple[str, str]]]
+    # False when only some accounts were read (an incremental run): then a user is never
+    # removed whole, since their associations elsewhere are unknown.
+    complete: bool = True
 
 
-def actual_state(associations: Iterable[AssociationInfo], cluster: str, top: str) -> ActualState:
+def actual_state(associations: Iterable[AssociationInfo], cluster: str, top: str, *,
+                 complete: bool = True) -> ActualState:
     rows = [a for a in associations if a.cluster in (None, "", cluster)]
     parents = {a.account: a.parent or "" for a in rows if not a.user and not a.partition}
 
@@ -119,7 +123,7 @@ def actual_state(associations: Iterable[AssociationInfo], cluster: str, top: str
         elif not row.partition:
             state.add_account(AccountSpec.make(row.account, row.parent or "", row.grp_tres_mins,
                                                row.grp_submit_jobs, row.grp_jobs))
-    return ActualState(state, everyone)
+    return ActualState(state, everyone, complete)
 
 
 def _depth(spec: AccountSpec, accounts: Mapping[str, AccountSpec]) -> int:
@@ -329,7 +333,7 @@ def _plan_removals(result: Plan, gone: set[Assoc], actual: ActualState) -> None:
     left: dict[str, set[tuple[str, str]]] = {u: set(actual.all_user_assocs.get(u, ())) for _, u, _ in gone}
     for account, user, partition in gone:
         left[user].discard((account, partition))
-    result.whole_users = sorted(u for u, assocs in left.items() if not assocs)
+    result.whole_users = sorted(u for u, assocs in left.items() if not assocs) if actual.complete else []
     result.user_removals = {assoc for assoc in gone if assoc[1] not in result.whole_users}
 
 

@@ -52,8 +52,10 @@ class Scheduler(abc.ABC):
     def accounts(self) -> list[AccountInfo]: ...
 
     @abc.abstractmethod
-    def associations(self, account: str | None = None, *, cluster: str | None = None) -> list[AssociationInfo]:
-        """Account and user associations (partition-level ones included) with their limits."""
+    def associations(self, accounts: Sequence[str] | None = None, *,
+                     cluster: str | None = None) -> list[AssociationInfo]:
+        """Account and user associations (partition-level ones included) with their limits:
+        of every account, or of the named ones only (not their sub-accounts)."""
 
     @abc.abstractmethod
     def apply_accounting(self, plan: Plan) -> int:

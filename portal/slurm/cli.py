@@ -225,8 +225,11 @@ class CliScheduler(Scheduler):
                 grp_submit_jobs=parse_int(assoc.get("GrpSubmit"))))
         return result
 
-    def associations(self, account: str | None = None, *, cluster: str | None = None) -> list[AssociationInfo]:
-        conditions = [f"account={names.validate_account_name(account)}"] if account else []
+    def associations(self, accounts: Sequence[str] | None = None, *,
+                     cluster: str | None = None) -> list[AssociationInfo]:
+        if accounts is not None and not accounts:
+            return []
+        conditions = [f"account={','.join(map(names.validate_account_name, accounts))}"] if accounts else []
         if cluster:
             conditions.append(f"cluster={names.validate_account_name(cluster)}")
         return [AssociationInfo(

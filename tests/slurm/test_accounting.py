@@ -38,14 +38,14 @@ def test_account_and_association_are_listed(slurm_scheduler, project):
     assert (account.parent, account.description, account.organization) == (
         "root", "test project", "tests")
     assert account.grp_tres_mins == {"cpu": 600}
-    users = {a.user for a in slurm_scheduler.associations(project)}
+    users = {a.user for a in slurm_scheduler.associations([project])}
     assert users == {None, USER}
     slurm_scheduler.add_user(project, USER)  # adding it again is not an error
     slurm_scheduler.modify_account(project, grp_tres_mins={"cpu": 900}, grp_submit_jobs=0)
-    (assoc,) = [a for a in slurm_scheduler.associations(project) if a.user is None]
+    (assoc,) = [a for a in slurm_scheduler.associations([project]) if a.user is None]
     assert (assoc.grp_tres_mins, assoc.grp_submit_jobs) == ({"cpu": 900}, 0)
     slurm_scheduler.modify_account(project, grp_submit_jobs=-1)
-    (assoc,) = [a for a in slurm_scheduler.associations(project) if a.user is None]
+    (assoc,) = [a for a in slurm_scheduler.associations([project]) if a.user is None]
     assert assoc.grp_submit_jobs is None
 
 
@@ -86,7 +86,7 @@ def test_job_over_budget_stays_pending_and_can_be_cancelled(slurm_cluster, slurm
 
 def test_removed_association_is_gone_and_refuses_jobs(slurm_cluster, slurm_scheduler, project):
     slurm_scheduler.remove_user(project, USER)
-    assert [a.user for a in slurm_scheduler.associations(project)] == [None]
+    assert [a.user for a in slurm_scheduler.associations([project])] == [None]
     slurm_scheduler.remove_user(project, USER)  # idempotent
 
     def refused():

@@ -38,7 +38,7 @@ def offline(tmp_path):
 def test_refused_before_any_command(offline, name):
     for call in (lambda: offline.add_account(name), lambda: offline.remove_account(name),
                  lambda: offline.add_user("proj", name), lambda: offline.add_user(name, "alice"),
-                 lambda: offline.associations(name), lambda: offline.account_usage([name]),
+                 lambda: offline.associations([name]), lambda: offline.account_usage([name]),
                  lambda: offline.modify_account(name, grp_submit_jobs=0),
                  lambda: offline.jobs(user=name), lambda: offline.cancel(name)):
         with pytest.raises(InvalidName):
