@@ -171,3 +171,20 @@ def smtp_server(app: Flask, monkeypatch) -> Iterator[SmtpInbox]:
         yield inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def reconciler_service(app: Flask) -> Iterator:
+    """The reconciler service (``flask slurm run``) in a thread, with short intervals, as a
+    deployment runs it beside the web workers: what the pages show comes from it."""
+    import threading
+
+    from portal.grants.service import ReconcilerService, Schedule
+
+    service = ReconcilerService(app, Schedule(poll=0.5, job_states=1.0, outbox=5.0, usage=3600.0, full=3600.0))
+    worker = threading.Thread(target=service.run, name="reconciler-service", daemon=True)
+    worker.start()
+    yield service
+    service.stop()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the reconciler service did not stop"

@@ -8,7 +8,8 @@ from tests.conftest import csrf_token_from, sign_in
 from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 
 
-def test_api_submit_pending_with_reason_then_cancel_and_a_finished_jobs_output(app, cluster_job_world, slurm_scheduler):
+def test_api_submit_pending_with_reason_then_cancel_and_a_finished_jobs_output(app, cluster_job_world, slurm_scheduler,
+                                                                             reconciler_service):
     world = cluster_job_world
     client = app.test_client()
     sign_in(client, world.member[1], world.member[2])

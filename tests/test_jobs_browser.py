@@ -10,7 +10,7 @@ from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 pytestmark = pytest.mark.browser
 
 
-def test_pick_preview_submit_and_see_the_job_finish(app, cluster_job_world):
+def test_pick_preview_submit_and_see_the_job_finish(app, cluster_job_world, reconciler_service):
     world = cluster_job_world
     with live_server(app) as base, chromium_page() as page:
         sign_in_in_browser(page, base, world.member[1], world.member[2])

@@ -125,10 +125,16 @@ class ReconcilerService:
             self._stop.wait(seconds)
             return
         try:
-            readable, _, _ = select_module.select([listener.fileno()], [], [], seconds)
-            if readable:
-                for _ in listener.notifies(timeout=0):
-                    pass
+            ends = time.monotonic() + seconds
+            while not self._stop.is_set():  # in slices, so that stop() is seen within a second
+                left = ends - time.monotonic()
+                if left <= 0:
+                    return
+                readable, _, _ = select_module.select([listener.fileno()], [], [], min(left, 1.0))
+                if readable:
+                    for _ in listener.notifies(timeout=0):
+                        pass
+                    return
         except Exception as exc:  # a broken connection: poll until it can be made again
             log.warning("reconciler service: lost the database wake-up connection: %s", exc)
             self._close_listener()
