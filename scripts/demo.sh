@@ -18,7 +18,13 @@ echo "==> Building the database (${DATABASE_URL:-SQLite in $PORTAL_INSTANCE_PATH
 .venv/bin/flask db upgrade
 .venv/bin/flask demo seed --cluster portaldemo --slurm-conf "$SLURM_CONF"
 
+echo "==> Starting the reconciler service (flask slurm run): it applies changes to Slurm, keeps job states,"
+echo "    usage and mail up to date"
+.venv/bin/flask slurm run &
+SERVICE_PID=$!
+trap 'kill -TERM "$SERVICE_PID" 2>/dev/null || true; wait "$SERVICE_PID" 2>/dev/null || true' EXIT
+
 echo
 echo "The portal is at http://$HOST:$PORT/  (stop with Ctrl-C; stop Slurm with:"
 echo "  .venv/bin/python -m portal.devcluster stop --dir $DEMO_DIR/slurm)"
-exec .venv/bin/gunicorn --workers 2 --bind "$HOST:$PORT" --no-control-socket --access-logfile - "portal:create_app()"
+.venv/bin/gunicorn --workers 2 --bind "$HOST:$PORT" --no-control-socket --access-logfile - "portal:create_app()"

@@ -94,9 +94,15 @@ def name_pool_accounts(site: Site, projects: set[int] | None = None) -> None:
     counters of its own, so time left over from an ended grant never carries into the next.
     Names are stored once and never change.
     """
-    grants = _grants_on(site, projects)
-    if all(a.slurm_account for _, allocations in grants for a in allocations):
+    unnamed = (select(Grant.project_id).join(GrantAllocation, GrantAllocation.grant_id == Grant.id)
+               .join(Partition, Partition.id == GrantAllocation.partition_id)
+               .where(Partition.site_id == site.id, GrantAllocation.slurm_account.is_(None)))
+    if projects is not None:
+        unnamed = unnamed.where(Grant.project_id.in_(projects))
+    waiting = set(db.session.scalars(unnamed.distinct()))
+    if not waiting:  # one indexed query: the common case costs nothing however large the site
         return
+    grants = _grants_on(site, waiting)
     taken = set(db.session.scalars(select(GrantAllocation.slurm_account).where(GrantAllocation.slurm_account.is_not(None))))
     taken |= set(db.session.scalars(select(Project.slurm_account).where(Project.slurm_account.is_not(None))))
     for grant, allocations in sorted(grants, key=lambda item: (item[0].start_date, item[0].id)):
@@ -208,6 +214,14 @@ def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_
     """
     scheduler = _scheduler(site, scheduler)
     db.session.commit()  # the lock's transaction must not carry the caller's half-done work
+    # Names first, in a short transaction of their own: the run's transaction then writes
+    # nothing until Slurm has answered (SQLite would otherwise block every writer meanwhile).
+    db.session.info["slurm_reconciling"] = True
+    try:
+        name_pool_accounts(site)
+        db.session.commit()
+    finally:
+        db.session.info.pop("slurm_reconciling", None)
     state = site_state(site, lock=True)
     if state is None:
         db.session.rollback()
