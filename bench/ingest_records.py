@@ -119,8 +119,7 @@ def main() -> None:
     from tests.conftest import recreate_postgres_database
 
     recreate_postgres_database(args.database_url)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": args.database_url, "INSTANCE_PATH": tempfile.mkdtemp(),
-                      "SLURM_SYNC_AFTER_CHANGE": False})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": args.database_url, "INSTANCE_PATH": tempfile.mkdtemp()})
     try:
         with app.app_context():
             upgrade()

@@ -144,7 +144,7 @@ def main() -> None:
     cluster.start(timeout=120)
     workdir = tempfile.mkdtemp(prefix="reconcile-bench-")
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir}/bench.sqlite3", "INSTANCE_PATH": workdir,
-                      "SLURM_TOP_ACCOUNT": f"bench{tag()}", "SLURM_SYNC_AFTER_CHANGE": False})
+                      "SLURM_TOP_ACCOUNT": f"bench{tag()}"})
     rows: list = []
     with app.app_context():
         upgrade()

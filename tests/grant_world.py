@@ -21,7 +21,6 @@ from portal.slurm.parsing import parse_int, parse_pipe_rows, parse_tres
 def cluster_site(app_ctx, slurm_cluster, monkeypatch) -> Iterator[Site]:
     """The test cluster as a site, under a top account of this test's own."""
     monkeypatch.setitem(app_ctx.config, "SLURM_TOP_ACCOUNT", unique_name("top"))
-    monkeypatch.setitem(app_ctx.config, "SLURM_SYNC_AFTER_CHANGE", False)
     site = create_site("Test cluster", slurm_cluster.cluster_name, slurm_conf=str(slurm_cluster.conf_path))
     sync_partitions(site)
     # Every partition shares the one node with GPUs; only "gpu" counts GPU-hours.

@@ -93,7 +93,6 @@ def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatc
 
     monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(slurm_cluster.jobs_dir))
     monkeypatch.setitem(app.config, "SLURM_TOP_ACCOUNT", unique_name("top"))
-    monkeypatch.setitem(app.config, "SLURM_SYNC_AFTER_CHANGE", False)
     unix_user = slurm_cluster.ensure_unix_user("jobuser5")
     account = unique_name("jt")
     with app.app_context():
