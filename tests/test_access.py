@@ -129,6 +129,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "grants.reports": (STAFF, "GET"),
     "api_grants.list_grants": (SIGNED_IN, "GET"),
     "api_grants.get_grant": (PROJECT_MEMBER, "GET"),
+    "api_grants.decide": (STAFF, "POST"),
     # Job templates and jobs (see tests/test_jobs_web.py)
     "jobs.index": (SIGNED_IN, "GET"),
     "jobs.new": (SIGNED_IN, "GET"),

@@ -79,6 +79,9 @@ class RankedSchema(Schema):
     state = fields.Function(lambda r: r.proposal.state.value)
     score = fields.Float(allow_none=True)
     requested_hours = fields.Function(lambda r: {str(k): v / 60 for k, v in r.requested.items()})
+    recommended_hours = fields.Function(
+        lambda r: {str(k): None if v is None else v / 60 for k, v in r.recommended.items()},
+        metadata={"description": "partition id -> hours the technical assessment recommends (null: none)"})
     within_capacity = fields.Function(lambda r: {str(k): v for k, v in r.fits.items()})
 
 
@@ -87,6 +90,10 @@ class DemandSchema(Schema):
     partition = fields.Str(attribute="label")
     unit = fields.Str()
     offered_hours = fields.Function(lambda d: d.offered_minutes / 60)
+    awarded_hours = fields.Function(lambda d: d.awarded_minutes / 60,
+                                    metadata={"description": "so far, on grants made from the call's proposals"})
+    remaining_hours = fields.Function(lambda d: d.remaining_minutes / 60,
+                                      metadata={"description": "offered minus awarded; negative after an over-award"})
     requested_hours = fields.Function(lambda d: d.requested_minutes / 60)
     oversubscription = fields.Float()
 
@@ -141,7 +148,8 @@ def get_call(call_id: int):
 @staff_required
 @blp.response(200, CommitteeSchema)
 def committee(call_id: int):
-    """Proposals ranked by mean score against the capacity per partition, with oversubscription (staff)."""
+    """Proposals ranked by mean score against the capacity per partition: offered, awarded so far,
+    remaining, requested and oversubscription; each proposal's requested and recommended hours (staff)."""
     call = visible_call(current_user, call_id) or abort(404)
     rows, demand = committee_ranking(call)
     return {"ranking": rows, "demand": list(demand.values())}

@@ -9,8 +9,12 @@ from sqlalchemy import select
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import Grant
+from portal.grants.operations import GrantConflict, GrantError
 from portal.grants.reconcile import is_pending
+from portal.grants.records import GrantRequest
+from portal.grants.requests import decide_request
 from portal.grants.summary import forecast, resource_totals
+from portal.identity.access import staff_required
 from portal.projects.models import Membership
 
 blp = Blueprint("api_grants", __name__, description="Grants: awarded, used and remaining hours per resource")
@@ -69,3 +73,31 @@ def get_grant(grant_id: int):
     if grant is None or not grant.project.can_view(current_user):
         abort(404, message="No such grant.")
     return grant
+
+
+class GrantRequestSchema(Schema):
+    id = fields.Int()
+    grant_id = fields.Int()
+    partition_id = fields.Int(allow_none=True)
+    extra_hours = fields.Function(lambda r: r.extra_minutes / 60)
+    new_end_date = fields.Date(allow_none=True)
+    reason = fields.Str()
+    status = fields.Function(lambda r: r.status.value)
+    decided_at = fields.DateTime(allow_none=True)
+
+
+class DecisionInput(Schema):
+    approve = fields.Bool(required=True, metadata={"description": "true: approve, false: refuse"})
+
+
+@blp.route("/requests/<int:request_id>/decision", methods=["POST"])
+@staff_required
+@blp.arguments(DecisionInput)
+@blp.response(200, GrantRequestSchema)
+def decide(data, request_id: int):
+    """Approve or refuse a top-up or extension request (staff); 409 if it was already decided."""
+    change = db.session.get(GrantRequest, request_id) or abort(404, message="No such request.")
+    try:
+        return decide_request(change, current_user, approve=data["approve"])
+    except GrantError as exc:
+        abort(409 if isinstance(exc, GrantConflict) else 422, message=str(exc))

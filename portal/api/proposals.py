@@ -132,6 +132,8 @@ class AwardInput(Schema):
     start_date = fields.Date(required=True)
     end_date = fields.Date(required=True)
     hours = fields.Dict(keys=fields.Str(), values=fields.Raw(), required=True)
+    confirm_over_award = fields.Bool(load_default=False, metadata={
+        "description": "true: award even beyond what the call offers on a partition (recorded as an over-award)"})
 
 
 def _visible(proposal_id: int) -> Proposal:
@@ -309,9 +311,14 @@ def release(proposal_id: int):
 @blp.arguments(AwardInput)
 @blp.response(200, ProposalSchema)
 def award(data, proposal_id: int):
-    """Award hours per partition from start to end: creates the grant (and the project if needed)."""
+    """Award hours per partition from start to end: creates the grant (and the project if needed).
+
+    More than the call has left on a partition only with ``confirm_over_award`` (else 422, per
+    partition: offered, already awarded, asked); 409 if the proposal was decided meanwhile.
+    """
     return _staff_step(proposal_id, lambda p: decisions.award_proposal(
-        p, current_user, start_date=data["start_date"], end_date=data["end_date"], hours=data["hours"]))
+        p, current_user, start_date=data["start_date"], end_date=data["end_date"], hours=data["hours"],
+        confirm_over_award=data["confirm_over_award"]))
 
 
 @blp.route("/<int:proposal_id>/reject", methods=["POST"])

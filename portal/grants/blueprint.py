@@ -18,7 +18,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.charts import burn_down_chart
 from portal.grants.models import Grant
-from portal.grants.operations import GrantError
+from portal.grants.operations import GrantConflict, GrantError
 from portal.grants.reconcile import is_pending
 from portal.grants.records import GrantRequest
 from portal.grants.requests import (ask_for_change, can_manage, decide_request, final_report_of, open_requests,
@@ -131,8 +131,11 @@ def decide(request_id: int):
     try:
         decide_request(change, current_user, approve=form.decision.data == "approve")
     except GrantError as exc:
+        # Not a redirect: a 3xx would commit. The page shows what is stored, so roll back the
+        # half-applied decision first (the request's handler would roll it back anyway).
+        db.session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("grants.detail", grant_id=change.grant_id))
+        return _render_detail(change.grant, status=409 if isinstance(exc, GrantConflict) else 422)
     flash(_("Request %(id)d: %(status)s.", id=change.id, status=_(change.status.value)), "info")
     return redirect(url_for("grants.detail", grant_id=change.grant_id))
 

@@ -19,6 +19,10 @@ class GrantError(ValueError):
     """A grant cannot be made or changed as asked; the message says why, for people."""
 
 
+class GrantConflict(GrantError):
+    """Fine in itself, but someone else changed the grant or decided the request first (HTTP 409)."""
+
+
 def hours_to_minutes(hours: float) -> int:
     if hours < 0:
         raise GrantError(f"Hours cannot be negative ({hours}).")
@@ -67,9 +71,23 @@ def _audit(action: str, grant: Grant, actor, details: dict) -> None:
            actor_label=None if actor is not None else "portal")
 
 
+def _lock(row: Grant | GrantAllocation):
+    """Re-read ``row`` under a row lock, so what follows starts from what others committed and
+    nobody changes the row before this transaction ends (PostgreSQL; SQLite serialises writers).
+
+    Only the id is selected FOR UPDATE: PostgreSQL refuses to lock the outer joins of a
+    model's joined eager loads. The refresh that follows reads the row as last committed.
+    """
+    db.session.flush()  # a refresh drops unflushed changes
+    model = type(row)
+    db.session.execute(select(model.id).where(model.id == row.id).with_for_update())
+    db.session.refresh(row)
+    return row
+
+
 def set_grant_status(grant: Grant, status: GrantStatus, actor=None) -> Grant:
     """Suspend, resume, expire or close a grant; Slurm follows through the reconciler. Flushes."""
-    if grant.status is status:
+    if _lock(grant).status is status:
         return grant
     previous, grant.status = grant.status, status
     db.session.flush()
@@ -82,7 +100,10 @@ def expire_due_grants(today: date | None = None) -> list[Grant]:
     from portal.clock import utcnow
 
     today = today or utcnow().date()
-    due = list(db.session.scalars(select(Grant).where(Grant.status == GrantStatus.ACTIVE, Grant.end_date <= today)))
+    # FOR UPDATE: PostgreSQL re-checks the condition on rows a concurrent extension just changed,
+    # so a grant extended meanwhile is not expired with its old end date.
+    due = list(db.session.scalars(select(Grant).where(Grant.status == GrantStatus.ACTIVE, Grant.end_date <= today)
+                                  .with_for_update()))
     for grant in due:
         set_grant_status(grant, GrantStatus.EXPIRED)
     return due
@@ -92,15 +113,20 @@ def add_minutes(allocation: GrantAllocation, minutes: int, actor=None) -> GrantA
     """A top-up: raise an allocation; the reconciler raises the Slurm limit. Flushes."""
     if minutes <= 0:
         raise GrantError("A top-up must add time.")
-    allocation.awarded_minutes += minutes
+    # Added to the amount read under the row lock, never to one loaded earlier: of two top-ups at
+    # once the second waits for the first to commit, then adds to its total; both land. Not an
+    # SQL expression (awarded_minutes + n): the flush expires such a value before the listener in
+    # portal.grants.triggers looks, so Slurm would never hear of the top-up.
+    _lock(allocation).awarded_minutes += minutes
     db.session.flush()
-    _audit("grant.topped_up", allocation.grant, actor, {"partition": allocation.partition.name, "minutes": minutes})
+    _audit("grant.topped_up", allocation.grant, actor, {"partition": allocation.partition.name, "minutes": minutes,
+                                                        "awarded_minutes": allocation.awarded_minutes})
     return allocation
 
 
 def extend_grant(grant: Grant, new_end: date, actor=None) -> Grant:
     """Move the end later; an expired grant becomes active again. Flushes."""
-    if new_end <= grant.end_date:
+    if new_end <= _lock(grant).end_date:
         raise GrantError("An extension must end later than the grant does now.")
     old_end, grant.end_date = grant.end_date, new_end
     if grant.status is GrantStatus.EXPIRED:

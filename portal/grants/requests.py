@@ -4,12 +4,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import Grant, GrantStatus
-from portal.grants.operations import GrantError, _audit, add_minutes, extend_grant, hours_to_minutes
+from portal.grants.operations import GrantConflict, GrantError, _audit, add_minutes, extend_grant, hours_to_minutes
 from portal.grants.records import FinalReport, GrantRequest, RequestStatus
 from portal.identity.models import User
 from portal.mail import queue_mail
@@ -45,9 +45,23 @@ def ask_for_change(grant: Grant, user: User, *, reason: str, hours: float = 0, p
 
 
 def decide_request(request: GrantRequest, staff: User, *, approve: bool) -> GrantRequest:
-    """Staff approve (the allocation and/or end change; Slurm follows) or refuse; flushes."""
-    if request.status is not RequestStatus.OPEN:
-        raise GrantError(_("This request was already decided."))
+    """Staff approve (the allocation and/or end change; Slurm follows) or refuse; flushes.
+
+    Of two staff deciding the same request at once, exactly one decision takes effect; the
+    other gets :class:`GrantConflict` and changes nothing.
+    """
+    status = RequestStatus.APPROVED if approve else RequestStatus.REFUSED
+    # Compare-and-set before the top-up or extension: the UPDATE finds the request open in one
+    # transaction only (a concurrent one waits for the row, then finds it decided). Works the
+    # same on SQLite and PostgreSQL; the status loaded earlier is never trusted.
+    claimed = db.session.execute(
+        update(GrantRequest).where(GrantRequest.id == request.id, GrantRequest.status == RequestStatus.OPEN)
+        .values(status=status, decided_by_id=staff.id, decided_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.refresh(request)
+    if claimed != 1:
+        raise GrantConflict(_("Request %(id)d was already %(status)s; nothing was changed.",
+                              id=request.id, status=_(request.status.value)))
     grant = request.grant
     if approve:
         if request.extra_minutes and request.partition_id:
@@ -55,9 +69,6 @@ def decide_request(request: GrantRequest, staff: User, *, approve: bool) -> Gran
             add_minutes(allocation, request.extra_minutes, staff)
         if request.new_end_date:
             extend_grant(grant, request.new_end_date, staff)
-    request.status = RequestStatus.APPROVED if approve else RequestStatus.REFUSED
-    request.decided_by_id, request.decided_at = staff.id, utcnow()
-    db.session.flush()
     _audit("grant.change_decided", grant, staff, {"request": request.id, "status": request.status.value})
     if request.requested_by is not None:
         queue_mail(request.requested_by.email, _("Your request for grant \"%(title)s\" was %(status)s",

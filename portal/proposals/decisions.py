@@ -18,8 +18,9 @@ from portal.identity.models import User
 from portal.projects.models import Project
 from portal.projects.operations import add_member, create_project
 from portal.proposals import notifications
+from portal.proposals.capacity import beyond_offer, lock_call
 from portal.proposals.models import DECIDABLE, Proposal, ProposalState
-from portal.proposals.operations import record_event
+from portal.proposals.operations import changed_meanwhile, claim_state, record_event
 
 PROJECT_CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
@@ -31,10 +32,7 @@ def _require_state(proposal: Proposal, *states: ProposalState) -> None:
 
 
 def _move(proposal: Proposal, actor: User, action: str, state: ProposalState, **changes: Any) -> None:
-    changes["state"] = [proposal.state.value, state.value]
-    proposal.state = state
-    proposal.updated_at = utcnow()
-    db.session.flush()
+    changes["state"] = [claim_state(proposal, state).value, state.value]
     record_event(proposal, actor, action, changes)
 
 
@@ -107,8 +105,12 @@ def _new_project_code(proposal: Proposal) -> str:
 
 
 def award_proposal(proposal: Proposal, actor: User, *, start_date: date | None, end_date: date | None,
-                   hours: dict[Any, Any]) -> Proposal:
-    """Award time: a grant on the proposal's project (created with the team if it has none)."""
+                   hours: dict[Any, Any], confirm_over_award: bool = False) -> Proposal:
+    """Award time: a grant on the proposal's project (created with the team if it has none).
+
+    Refused when, with what the call's earlier awards took, it exceeds the call's offer on a
+    partition, unless staff confirm the over-award (kept in the history and the audit log).
+    """
     if proposal.state not in DECIDABLE:
         _require_state(proposal, *DECIDABLE)
     if proposal.call.needs_peer_review and proposal.state in (ProposalState.TECHNICALLY_ASSESSED,
@@ -119,7 +121,7 @@ def award_proposal(proposal: Proposal, actor: User, *, start_date: date | None, 
         errors["end_date"] = _("Give the start and end of the allocation.")
     elif end_date <= start_date:
         errors["end_date"] = _("The allocation must end after it starts.")
-    awarded = {}
+    asked: dict[int, int] = {}  # partition id -> minutes
     for raw_id, amount in hours.items():
         field = f"award-{raw_id}"
         offer = proposal.call.offer_for(int(raw_id)) if str(raw_id).isdigit() and len(str(raw_id)) < 10 else None
@@ -128,12 +130,19 @@ def award_proposal(proposal: Proposal, actor: User, *, start_date: date | None, 
             continue
         minutes = parse_hours(amount, field, errors)
         if minutes:
-            if minutes > offer.offered_minutes:
-                errors[field] = _("More than the call offers on this partition.")
-            awarded[offer.partition] = minutes / 60
-    if not awarded and not errors:
+            asked[offer.partition_id] = minutes
+    if not asked and not errors:
         errors["hours"] = _("Award time on at least one partition.")
     check(errors)
+    # From here on no other award in this call runs: "already awarded" stays true until the commit.
+    lock_call(proposal.call)
+    if db.session.scalar(select(Proposal.state).where(Proposal.id == proposal.id)) is not proposal.state:
+        changed_meanwhile(proposal)  # decided while this award waited for the lock: a 409, not an over-award
+    excess = beyond_offer(proposal.call, asked)
+    if excess and not confirm_over_award:
+        raise Problems({"": _("This award is more than the call offers. Nothing was changed; confirm an over-award "
+                              "to award it anyway."), **{f"award-{e.partition.id}": e.message() for e in excess}})
+    previous = claim_state(proposal, ProposalState.AWARDED)
     project = proposal.project
     if project is None:
         project = create_project(_new_project_code(proposal), proposal.title[:300], proposal.pi,
@@ -142,14 +151,18 @@ def award_proposal(proposal: Proposal, actor: User, *, start_date: date | None, 
             if invitation.accepted_by is not None:
                 add_member(project, invitation.accepted_by, invitation.role)
         proposal.project = project
+    awarded = {proposal.call.offer_for(partition_id).partition: minutes / 60 for partition_id, minutes in asked.items()}
     grant = create_grant(project, title=f"{proposal.call.title}: {proposal.title}"[:300], start_date=start_date,
                          end_date=end_date, hours=awarded)
     proposal.grant = grant
-    _move(proposal, actor, "awarded", ProposalState.AWARDED, project=project.code,
-          hours={p.label: h for p, h in awarded.items()}, start=start_date.isoformat(), end=end_date.isoformat())
-    record("award.granted", actor, f"proposal:{proposal.id}",
-           {"project": project.code, "grant": grant.id, "hours": {p.label: h for p, h in awarded.items()},
-            "start": start_date.isoformat(), "end": end_date.isoformat()})
+    details = {"project": project.code, "hours": {p.label: h for p, h in awarded.items()},
+               "start": start_date.isoformat(), "end": end_date.isoformat()}
+    record_event(proposal, actor, "awarded", {"state": [previous.value, ProposalState.AWARDED.value], **details})
+    over = {e.partition.label: e.record() for e in excess}
+    if over:
+        record_event(proposal, actor, "over-award confirmed", over, staff_only=True)
+    record("award.granted", actor, f"proposal:{proposal.id}", {**details, "grant": grant.id,
+                                                               **({"over_award": over} if over else {})})
     notifications.notify_decision(proposal)
     return proposal
 

@@ -3,7 +3,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 from flask_wtf.file import FileField
-from wtforms import DateField, EmailField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from portal.projects.models import ProjectRole
@@ -58,6 +58,7 @@ class ReplyForm(FlaskForm):
 class AwardForm(FlaskForm):
     start_date = DateField(_l("Start"), validators=[Optional()])
     end_date = DateField(_l("End"), validators=[Optional()])
+    confirm_over_award = BooleanField(_l("Award even beyond what the call offers (over-award)"))
 
 
 class RejectForm(FlaskForm):

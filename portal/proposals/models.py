@@ -194,6 +194,7 @@ EVENT_LABELS = {
     "reviewer assigned": _l("reviewer assigned"), "conflict of interest declared": _l("conflict of interest declared"),
     "review submitted": _l("review submitted"), "reviews released": _l("reviews released"),
     "replied to reviews": _l("replied to reviews"), "awarded": _l("awarded"), "rejected": _l("rejected"),
+    "over-award confirmed": _l("over-award confirmed"),
 }
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.calls.errors import Problems, check, parse_hours
 from portal.calls.models import Call
@@ -41,6 +42,33 @@ def record_event(proposal: Proposal, actor: User | None, action: str, changes: d
     db.session.flush()
     log.info("proposal=%s %s by=%s %s", proposal.id, action, actor.id if actor else None, changes)
     return event
+
+
+def claim_state(proposal: Proposal, state: ProposalState) -> ProposalState:
+    """Move the proposal from the state it was read in to ``state``, unless someone else moved it
+    meanwhile (then :class:`Problems` with ``conflict``, and nothing changed). Returns the old state.
+
+    A compare-and-set UPDATE, the same on SQLite and PostgreSQL: of two steps at once (two staff
+    awarding, an award and a reply), the second waits for the row, then finds the state changed
+    and updates nothing. The state loaded earlier is never written back blindly.
+    """
+    read, now = proposal.state, utcnow()
+    moved = db.session.execute(
+        update(Proposal).where(Proposal.id == proposal.id, Proposal.state == read)
+        .values(state=state, updated_at=now).execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        changed_meanwhile(proposal)
+    # What the UPDATE stored, without marking the proposal changed (no second UPDATE at the flush).
+    set_committed_value(proposal, "state", state)
+    set_committed_value(proposal, "updated_at", now)
+    return read
+
+
+def changed_meanwhile(proposal: Proposal):
+    """Refuse a step because the proposal's state changed since it was read (HTTP 409)."""
+    now = db.session.scalar(select(Proposal.state).where(Proposal.id == proposal.id))
+    raise Problems({"": _("Someone else changed this proposal meanwhile: it is now %(state)s. Nothing was changed; "
+                          "reload the proposal and try again if still needed.", state=now.label)}, conflict=True)
 
 
 def history_for(proposal: Proposal, user: User) -> list[ProposalEvent]:
@@ -215,7 +243,7 @@ def submit_proposal(proposal: Proposal, actor: User, now: datetime | None = None
         raise Problems({"": _("Only a draft can be submitted.")}, conflict=True)
     errors = submission_problems(proposal, now)
     check(errors, conflict="" in errors and len(errors) == 1)
-    proposal.state = ProposalState.SUBMITTED
+    claim_state(proposal, ProposalState.SUBMITTED)
     proposal.submitted_at = now
     db.session.flush()
     record_event(proposal, actor, "submitted", {"state": ["draft", "submitted"]})
@@ -285,8 +313,8 @@ def reply_to_reviews(proposal: Proposal, actor: User, text: str, now: datetime |
     if len(text) > 20000:
         raise Problems({"reply": _("At most %(n)d characters.", n=20000)})
     changes = {"reply": [_short(proposal.reply), _short(text)], "state": [proposal.state.value, "replied"]}
+    claim_state(proposal, ProposalState.REPLIED)  # not over a decision taken meanwhile
     proposal.reply = text
-    proposal.state = ProposalState.REPLIED
     db.session.flush()
     record_event(proposal, actor, "replied to reviews", changes)
     return proposal

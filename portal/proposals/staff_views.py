@@ -75,7 +75,8 @@ def award(proposal_id: int):
     form.validate()
     return _after(proposal, lambda: decisions.award_proposal(
         proposal, current_user, start_date=form.start_date.data, end_date=form.end_date.data,
-        hours=_partition_values("award-")), _("Awarded: the grant is created."))
+        hours=_partition_values("award-"), confirm_over_award=form.confirm_over_award.data),
+        _("Awarded: the grant is created."))
 
 
 @bp.route("/<int:proposal_id>/reject", methods=["POST"])

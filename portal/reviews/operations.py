@@ -12,10 +12,12 @@ from portal.calls.errors import Problems, check
 from portal.calls.models import Call
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.grants.summary import UNITS
 from portal.identity.models import Role, User
 from portal.proposals import notifications
+from portal.proposals.capacity import awarded_in_call
 from portal.proposals.models import Proposal, ProposalState
-from portal.proposals.operations import record_event
+from portal.proposals.operations import claim_state, record_event
 from portal.reviews.models import CRITERIA, ReviewAssignment
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ def assign_reviewer(proposal: Proposal, actor: User, reviewer: User | None) -> R
     assignment = ReviewAssignment(proposal=proposal, reviewer=reviewer)
     db.session.add(assignment)
     if proposal.state is ProposalState.TECHNICALLY_ASSESSED:
-        proposal.state = ProposalState.IN_REVIEW
+        claim_state(proposal, ProposalState.IN_REVIEW)
     db.session.flush()
     # Staff only: applicants never learn who reviews them.
     record_event(proposal, actor, "reviewer assigned", {"reviewer": reviewer.name, "state": proposal.state.value},
@@ -123,6 +125,8 @@ class RankedProposal:
     score: float | None
     requested: dict[int, int]  # partition id -> minutes
     fits: dict[int, bool] = field(default_factory=dict)  # within the capacity left, in rank order
+    # partition id -> minutes the technical assessment recommends (None: not assessed on it)
+    recommended: dict[int, int | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,6 +136,12 @@ class PartitionDemand:
     unit: str
     offered_minutes: int
     requested_minutes: int
+    awarded_minutes: int = 0  # so far, on grants made from the call's proposals
+
+    @property
+    def remaining_minutes(self) -> int:
+        """Capacity left to award (negative after a confirmed over-award)."""
+        return self.offered_minutes - self.awarded_minutes
 
     @property
     def oversubscription(self) -> float:
@@ -147,17 +157,21 @@ RANKED_STATES = (ProposalState.TECHNICALLY_ASSESSED, ProposalState.IN_REVIEW, Pr
 
 
 def committee_ranking(call: Call) -> tuple[list[RankedProposal], dict[int, PartitionDemand]]:
-    """Proposals past the technical assessment, best mean score first, against the capacity on offer."""
+    """Proposals past the technical assessment, best mean score first, against the capacity on offer
+    and what the call's awards already took."""
     proposals = db.session.scalars(select(Proposal).where(Proposal.call_id == call.id,
                                                           Proposal.state.in_(RANKED_STATES))).unique()
     rows = []
     for proposal in proposals:
         scores = [r.mean_score for r in submitted_reviews(proposal)]
         rows.append(RankedProposal(proposal, sum(scores) / len(scores) if scores else None,
-                                   {r.partition_id: r.requested_minutes for r in proposal.requests}))
+                                   {r.partition_id: r.requested_minutes for r in proposal.requests},
+                                   recommended={r.partition_id: r.recommended_minutes for r in proposal.requests}))
     rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.proposal.submitted_at or utcnow(), r.proposal.id))
-    demand = {o.partition_id: PartitionDemand(o.partition_id, o.partition.label, _("GPU-hours") if o.partition.resource_kind.value == "gpu"
-                                              else _("core-hours"), o.offered_minutes, 0) for o in call.offers}
+    awarded = awarded_in_call(call)
+    demand = {o.partition_id: PartitionDemand(o.partition_id, o.partition.label, str(UNITS[o.partition.resource_kind]),
+                                              o.offered_minutes, 0, awarded.get(o.partition_id, 0))
+              for o in call.offers}
     for row in rows:
         for partition_id, minutes in row.requested.items():
             if partition_id in demand:
