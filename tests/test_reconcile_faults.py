@@ -22,9 +22,9 @@ class StopsDaemonMidway(CliScheduler):
         super().__init__(env=cluster.env, timeout=10)
         self.cluster_under_test, self.daemon = cluster, daemon
 
-    def sacctmgr_load(self, text: str, timeout: float = 600) -> str:
+    def sacctmgr_load(self, text: str) -> str:
         self.cluster_under_test.stop_daemon(self.daemon)
-        return super().sacctmgr_load(text, timeout=10)
+        return super().sacctmgr_load(text)
 
 
 @pytest.fixture
