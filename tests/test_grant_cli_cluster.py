@@ -111,3 +111,35 @@ def test_staff_approval_on_the_web_raises_the_slurm_limit_through_the_service(ap
     account = pool_account(grant, "cpu")
     wait_for(lambda: slurm_associations(slurm_scheduler, account)[None]["tres"] == {"cpu": 900}, 30,
              "the service to raise the limit")
+
+
+def test_two_top_ups_approved_at_the_same_moment_both_reach_slurm(app, cluster_site, slurm_scheduler, make_user,
+                                                                  reconciler_service):
+    project, grant, pi = _grant(cluster_site, hours=10)
+    account_ready = lambda: slurm_associations(slurm_scheduler, pool_account(grant, "cpu")).get(None, {})  # noqa: E731
+    wait_for(lambda: account_ready().get("tres") == {"cpu": 600}, 30, "the service to apply the award")
+    cpu = partition(cluster_site, "cpu")
+    requests = [ask_for_change(grant, pi, reason=f"Więcej {n}", hours=5, partition=cpu).id for n in (1, 2)]
+    db.session.commit()
+    grant_id = grant.id
+    staff = [make_user(Role.STAFF) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    statuses: list = []
+
+    def approve(who, request_id):  # each in its own thread: its own app context, as in a server
+        client = app.test_client()
+        sign_in(client, who[1], who[2])
+        token = csrf_token_from(client.get(f"/grants/{grant_id}").get_data(as_text=True))
+        barrier.wait()
+        statuses.append(client.post(f"/grants/requests/{request_id}/decide",
+                                    data={"csrf_token": token, "decision": "approve"}).status_code)
+
+    workers = [threading.Thread(target=approve, args=(who, rid)) for who, rid in zip(staff, requests)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert statuses == [302, 302]
+    db.session.expire_all()
+    assert grant.allocations[0].awarded_minutes == 600 + 300 + 300  # neither top-up lost
+    wait_for(lambda: account_ready().get("tres") == {"cpu": 1200}, 30, "Slurm to hold both top-ups")
