@@ -92,9 +92,8 @@ def audit_count(action: str) -> int:
 # --- grants: top-ups, extensions, the same request decided twice -------------------------------
 
 @pytest.fixture
-def granted(app, make_user, monkeypatch):
+def granted(app, make_user):
     """A grant of 1,000 core-hours on a site without Slurm, its PI, and two staff."""
-    monkeypatch.setitem(app.config, "SLURM_SYNC_AFTER_CHANGE", False)
     pi = make_user(Role.PI, name="Paweł Żółkiewski")
     staff = [make_user(Role.STAFF, name=f"Staff {n}") for n in (1, 2)]
     with app.app_context():
@@ -240,9 +239,8 @@ def test_two_extensions_at_once_keep_the_later_end(app, granted):
 # --- proposals: awards of one proposal, and awards against the call's offer -----------------
 
 @pytest.fixture
-def call_world(app, make_user, monkeypatch, smtp_server):
+def call_world(app, make_user, smtp_server):
     """A technical-only call offering 10,000 GPU-hours, PIs, and two staff."""
-    monkeypatch.setitem(app.config, "SLURM_SYNC_AFTER_CHANGE", False)
     pis = [make_user(Role.PI, name=f"PI {n}") for n in range(3)]
     staff = [make_user(Role.STAFF, name=f"Staff {n}") for n in (1, 2)]
     with app.app_context():
