@@ -44,6 +44,8 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "sites.index": (SIGNED_IN, "GET"),
     "projects.index": (SIGNED_IN, "GET"),
     "projects.detail": (PROJECT_MEMBER, "GET"),
+    "projects.add_member": (PROJECT_MANAGER, "POST"),
+    "projects.remove": (PROJECT_MANAGER, "POST"),
     "sites.sync": (STAFF, "POST"),
     "sites.set_kind": (STAFF, "POST"),
     "identity.users": (ADMIN, "GET"),
@@ -67,6 +69,10 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "account.tokens": (SIGNED_IN, "GET"),
     "account.revoke": (TOKEN_OWNER, "POST"),
     "audit.index": (STAFF, "GET"),
+    "slurm_status.status_page": (STAFF, "GET"),
+    # Open to the configured networks (the test client is 127.0.0.1), a bearer token and staff;
+    # tests/test_slurm_service.py checks that other addresses are refused.
+    "slurm_status.metrics": (PUBLIC, "GET"),
     "api_tokens.list_tokens": (SIGNED_IN, "GET"),
     "api_tokens.create": (SIGNED_IN, "POST"),
     "api_tokens.revoke": (TOKEN_OWNER, "DELETE"),

@@ -23,6 +23,9 @@ blp = Blueprint("api_grants", __name__, description="Grants: awarded, used and r
 class ResourceSchema(Schema):
     resource = fields.Function(lambda t: t["total"].kind.value)
     unit = fields.Function(lambda t: t["total"].unit)
+    partitions = fields.Function(lambda t: list(t["total"].partitions))
+    slurm_account = fields.Function(lambda t: t["total"].account,
+                                    metadata={"description": "the pool's Slurm sub-account: use sbatch -A with it"})
     awarded_hours = fields.Function(lambda t: round(t["total"].awarded, 3))
     used_hours = fields.Function(lambda t: round(t["total"].used, 3))
     remaining_hours = fields.Function(lambda t: round(t["total"].remaining, 3))
