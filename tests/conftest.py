@@ -188,3 +188,11 @@ def reconciler_service(app: Flask) -> Iterator:
     service.stop()
     worker.join(timeout=60)
     assert not worker.is_alive(), "the reconciler service did not stop"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that needs the Slurm cluster carries the ``slurm`` marker, however it gets it
+    (directly or through another fixture), so ``-m "not slurm"`` really runs without Slurm."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slurm)
