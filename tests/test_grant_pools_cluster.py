@@ -58,6 +58,26 @@ def _wait_final(scheduler, cluster, accounts: list[str], count: int) -> None:
     wait_for(final, 180, f"{count} jobs final in sacct")
 
 
+def _cpu_grant(site, scheduler, name: str, title: str, core_hours: float = 1):
+    """A project whose PI is a real Unix user, a grant on ``cpu`` reconciled into Slurm."""
+    pi = person(name, real_user=True)
+    project = project_with_team(pi)
+    start, end = this_year()
+    grant = create_grant(project, title=title, start_date=start, end_date=end, hours={partition(site, "cpu"): core_hours})
+    db.session.commit()
+    assert reconcile_site(site).run.succeeded
+    account = pool_account(grant, "cpu")
+    scheduler.wait_for_association(account, pi.unix_username)
+    return project, grant, pi, account
+
+
+def _held_job(scheduler, cluster, account: str, user: str, *, minutes: int = 1, cpus: int = 1) -> str:
+    """A job submitted on hold, so it is surely still queued when the test needs it to be."""
+    return scheduler.runner.run(
+        ["sbatch", "--parsable", "--hold", f"--account={account}", "--partition=cpu", f"--time={minutes}",
+         "-c", str(cpus), f"--uid={user}", f"--chdir={cluster.jobs_dir}", "--wrap=sleep 1"]).strip()
+
+
 def test_mixed_workload_per_pool_totals_equal_sacct_to_the_second(cluster_site, slurm_cluster, slurm_scheduler):
     pi, member = person("Weronika Ślązak", real_user=True), person("Mantas Žilinskas", real_user=True)
     project = project_with_team(pi, member)
@@ -95,6 +115,7 @@ def test_mixed_workload_per_pool_totals_equal_sacct_to_the_second(cluster_site, 
             else:
                 sacct[name] += int(row["CPUTimeRAW"])
     assert all(sacct.values()), sacct
+    print(f"per pool (seconds): portal {portal}; sacct {dict(sacct)}")
     assert portal == dict(sacct)  # core-seconds on cpu and debug, GPU-seconds on gpu: to the second
     # And slurmctld's own counters agree with the ledger (Slurm shows whole minutes).
     for name, tres in (("cpu", "cpu"), ("debug", "cpu"), ("gpu", "gres/gpu")):
@@ -130,18 +151,8 @@ def test_slurm_holds_a_job_that_would_overrun_its_pool_while_another_pool_runs(c
 
 
 def test_a_job_queued_before_expiry_does_not_start_after_it(cluster_site, slurm_cluster, slurm_scheduler):
-    pi = person("Jan Kowalski", real_user=True)
-    project = project_with_team(pi)
-    start, end = this_year()
-    grant = create_grant(project, title="Expiring", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 1})
-    db.session.commit()
-    assert reconcile_site(cluster_site).run.succeeded
-    account, user = pool_account(grant, "cpu"), pi.unix_username
-    slurm_scheduler.wait_for_association(account, user)
-    # Held at submission, so it is surely still queued when the grant ends.
-    job_id = slurm_scheduler.runner.run(
-        ["sbatch", "--parsable", "--hold", f"--account={account}", "--partition=cpu", "--time=1",
-         f"--uid={user}", f"--chdir={slurm_cluster.jobs_dir}", "--wrap=sleep 1"]).strip()
+    _, grant, pi, account = _cpu_grant(cluster_site, slurm_scheduler, "Jan Kowalski", "Expiring")
+    job_id = _held_job(slurm_scheduler, slurm_cluster, account, pi.unix_username)
     set_grant_status(grant, GrantStatus.EXPIRED)
     db.session.commit()
     assert reconcile_site(cluster_site).run.succeeded
@@ -200,22 +211,13 @@ def test_job_validation_uses_what_slurm_still_allows_minus_queued_jobs(app, clus
     from portal.jobs.operations import job_templates, plan_job
 
     monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(slurm_cluster.jobs_dir))
-    pi = person("Marta Zielińska", real_user=True)
-    project = project_with_team(pi)
-    start, end = this_year()
-    grant = create_grant(project, title="Live", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 1})
-    db.session.commit()
-    assert reconcile_site(cluster_site).run.succeeded
-    account, user = pool_account(grant, "cpu"), pi.unix_username
-    slurm_scheduler.wait_for_association(account, user)
+    project, grant, pi, account = _cpu_grant(cluster_site, slurm_scheduler, "Marta Zielińska", "Live")
     serial = job_templates()[0]["serial"]
     fresh = plan_job(pi, serial, project, partition(cluster_site, "cpu"), {"time": "30"})
     assert fresh.ok, fresh.errors
     assert (fresh.remaining_minutes, fresh.queued_minutes, fresh.notes) == (60, 0, [])
     # A job already waiting in the queue (2 CPUs x 20 minutes) will spend its share first.
-    waiting = slurm_scheduler.runner.run(
-        ["sbatch", "--parsable", "--hold", f"--account={account}", "--partition=cpu", "--time=20", "-c", "2",
-         f"--uid={user}", f"--chdir={slurm_cluster.jobs_dir}", "--wrap=sleep 1"]).strip()
+    waiting = _held_job(slurm_scheduler, slurm_cluster, account, pi.unix_username, minutes=20, cpus=2)
     try:
         plan = plan_job(pi, serial, project, partition(cluster_site, "cpu"), {"time": "30"})
         assert (plan.remaining_minutes, plan.queued_minutes) == (20, 40)
