@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from portal.devcluster.cluster import ClusterError, LocalCluster
+from portal.devcluster.cluster import MAX_NODES, ClusterError, LocalCluster
 
 DEFAULT_DIR = Path("/var/tmp/portal-devcluster")
 
@@ -17,15 +17,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["start", "stop", "status", "env", "destroy"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster folder")
     parser.add_argument("--name", help="Slurm cluster name (default: from the folder)")
+    parser.add_argument("--nodes", type=int, default=None,
+                        help=f"Slurm nodes on this host, 1 to {MAX_NODES} (one slurmd each;"
+                             " default: as the folder was created, else 1)")
     parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args(argv)
-    cluster = LocalCluster(args.dir, args.name)
+    try:
+        cluster = LocalCluster(args.dir, args.name, nodes=args.nodes)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         if args.action == "start":
             LocalCluster.install_packages()
             began = time.monotonic()
             cluster.start(timeout=args.timeout)
             print(f"cluster {cluster.cluster_name} ready in {time.monotonic() - began:.1f} s;"
+                  f" nodes {','.join(cluster.node_names)};"
                   f" use: export SLURM_CONF={shlex.quote(str(cluster.conf_path))}")
         elif args.action == "stop":
             cluster.stop()

@@ -2,6 +2,11 @@
 
 Every daemon daemonizes itself and writes its own pid file under ``root/run``, so the
 cluster outlives the Python process that started it and can be stopped from another one.
+
+With ``nodes=N`` (N > 1) the one host runs N slurmd, one per Slurm node ``n1``..``nN``
+(Debian's Slurm is built with MULTIPLE_SLURMD): each listens on its own port and has its own
+spool folder, pid file, log and TmpFS (``%n`` in slurm.conf), so multi-node jobs
+(``srun -N2``, MPI over PMIx) really span nodes. Every node claims all the host's CPUs.
 """
 from __future__ import annotations
 
@@ -19,6 +24,10 @@ from importlib import resources
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmdbd", "slurmctld", "slurmd")
+# Node i > 0 listens on Ports.slurmd + i * _NODE_PORT_STRIDE: above every cluster's base
+# ports (17000-19999) and below the ephemeral range, and distinct between cluster names.
+_NODE_PORT_STRIDE = 3000
+MAX_NODES = 4
 _LOGS = {"munged": "munged.log", "slurmdbd": "slurmdbd.log",
          "slurmctld": "slurmctld.log", "slurmd": "slurmd.log"}
 _READY_NODE_STATES = {"idle", "mix", "alloc", "comp"}
@@ -40,6 +49,10 @@ class Ports:
         # away from Slurm's default 6817-6819.
         base = 17000 + (zlib.crc32(name.encode()) % 1000) * 3
         return cls(base, base + 1, base + 2)
+
+    def node(self, index: int) -> int:
+        """The slurmd port of the index-th node (0-based); node 0 uses ``slurmd``."""
+        return self.slurmd + index * _NODE_PORT_STRIDE
 
 
 def _derive_name(root: Path) -> str:
@@ -69,7 +82,8 @@ class LocalCluster:
 
     def __init__(self, root: Path | str, name: str | None = None, *,
                  ports: Ports | None = None, gpus: int = 2,
-                 db_host: str = "127.0.0.1", db_port: int = 3306) -> None:
+                 db_host: str = "127.0.0.1", db_port: int = 3306,
+                 nodes: int | None = None) -> None:
         self.root = Path(root).resolve()
         self.conf_path = self.root / "etc" / "slurm.conf"
         # The name picks the database and ports, so a later `stop`/`destroy` without
@@ -78,6 +92,19 @@ class LocalCluster:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", self.cluster_name):
             raise ValueError(f"cluster name {self.cluster_name!r}: use [a-z][a-z0-9_]*")
         self.ports = ports or Ports.for_name(self.cluster_name)
+        # Like the name, the node count of an existing folder is read back from its config,
+        # so `stop`/`status` from another process finds every slurmd.
+        configured = self._configured_nodes()
+        if nodes is not None and configured is not None and nodes != configured:
+            raise ValueError(f"{self.root} holds a {configured}-node cluster, not {nodes};"
+                             " destroy it first")
+        self.nodes = nodes or configured or 1
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise ValueError(f"nodes={self.nodes}: use 1 to {MAX_NODES}")
+        # One node keeps the historical name; several are n1..nN on the same host.
+        self.node_names: tuple[str, ...] = (
+            ("localhost",) if self.nodes == 1
+            else tuple(f"n{i}" for i in range(1, self.nodes + 1)))
         self.gpus = gpus
         self.db_host, self.db_port = db_host, db_port
         self.db_name = f"slurm_acct_{self.cluster_name}"
@@ -102,18 +129,18 @@ class LocalCluster:
                        check=True, env=apt_env)
 
     def start(self, timeout: float = 60) -> None:
-        """Start whatever is not running and wait until the node is usable (idempotent)."""
+        """Start whatever is not running and wait until every node is usable (idempotent)."""
         deadline = time.monotonic() + timeout
         if not self.conf_path.exists() or not self._db_exists():
             self._write_config()
         else:
             self._create_database()  # idempotent; re-asserts this folder's database password
-        for daemon in DAEMONS:
+        for daemon in self.daemons:
             self.start_daemon(daemon, deadline=deadline)
         self._wait_node_ready(deadline)
 
     def stop(self, timeout: float = 30) -> None:
-        for daemon in reversed(DAEMONS):
+        for daemon in reversed(self.daemons):
             self.stop_daemon(daemon, timeout=timeout)
 
     def destroy(self) -> None:
@@ -123,14 +150,32 @@ class LocalCluster:
                     f"DROP USER IF EXISTS '{self.db_user}'@'127.0.0.1'")
         shutil.rmtree(self.root, ignore_errors=True)
 
+    @property
+    def daemons(self) -> tuple[str, ...]:
+        """Every daemon in start order: one ``slurmd``, or ``slurmd-n1``.. per node."""
+        if self.nodes == 1:
+            return DAEMONS
+        return DAEMONS[:-1] + tuple(f"slurmd-{node}" for node in self.node_names)
+
     def is_running(self) -> bool:
-        return all(self.daemon_pid(d) is not None for d in DAEMONS)
+        return all(self.daemon_pid(d) is not None for d in self.daemons)
 
     def status(self) -> dict[str, int | None]:
-        return {d: self.daemon_pid(d) for d in DAEMONS}
+        return {d: self.daemon_pid(d) for d in self.daemons}
+
+    def _expand(self, daemon: str) -> tuple[str, ...]:
+        """``slurmd`` on a multi-node cluster means every node's slurmd."""
+        if daemon == "slurmd" and self.nodes > 1:
+            return self.daemons[len(DAEMONS) - 1:]
+        if daemon not in self.daemons:
+            raise ValueError(f"unknown daemon {daemon!r}; this cluster has {self.daemons}")
+        return (daemon,)
 
     def daemon_pid(self, daemon: str) -> int | None:
-        """The PID of a running daemon, or None (a stale pid file is ignored)."""
+        """The PID of a running daemon (a name from ``daemons``), or None (a stale pid
+        file is ignored)."""
+        if daemon == "slurmd" and self.nodes > 1:
+            raise ValueError(f"{self.nodes} nodes: ask for one of {self.daemons[3:]}")
         try:
             pid = int((self.root / "run" / f"{daemon}.pid").read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
@@ -139,14 +184,23 @@ class LocalCluster:
 
     def start_daemon(self, daemon: str, *, timeout: float = 60,
                      deadline: float | None = None) -> None:
+        """Start one daemon from ``daemons`` (``slurmd``: every node's) unless running."""
         deadline = deadline or time.monotonic() + timeout
-        if self.daemon_pid(daemon) is not None:
-            return
-        launch = getattr(self, f"_start_{daemon}")
-        launch()
-        self._wait_daemon_ready(daemon, deadline)
+        for name in self._expand(daemon):
+            if self.daemon_pid(name) is not None:
+                continue
+            if name.startswith("slurmd-"):
+                self._start_slurmd(name.removeprefix("slurmd-"))
+            else:
+                getattr(self, f"_start_{name}")()
+            self._wait_daemon_ready(name, deadline)
 
     def stop_daemon(self, daemon: str, timeout: float = 30) -> None:
+        """Stop one daemon from ``daemons`` (``slurmd``: every node's)."""
+        for name in self._expand(daemon):
+            self._stop_one(name, timeout)
+
+    def _stop_one(self, daemon: str, timeout: float) -> None:
         pid = self.daemon_pid(daemon)
         if pid is None:
             return
@@ -160,8 +214,10 @@ class LocalCluster:
         (self.root / "run" / f"{daemon}.pid").unlink(missing_ok=True)
 
     def log_tail(self, daemon: str, lines: int = 25) -> str:
-        return (_tail(self.root / "log" / _LOGS[daemon], lines) + "\n"
-                + _tail(self.root / "log" / f"{daemon}.stderr", lines))
+        return "\n".join(
+            _tail(self.root / "log" / _LOGS.get(name, f"{name}.log"), lines) + "\n"
+            + _tail(self.root / "log" / f"{name}.stderr", lines)
+            for name in self._expand(daemon))
 
     @staticmethod
     def ensure_unix_user(name: str) -> str:
@@ -176,6 +232,13 @@ class LocalCluster:
         return name
 
     # ---- configuration -----------------------------------------------------------------
+    def _configured_nodes(self) -> int | None:
+        try:
+            text = self.conf_path.read_text()
+        except FileNotFoundError:
+            return None
+        return len(re.findall(r"^NodeName=", text, re.MULTILINE)) or None
+
     def _configured_name(self) -> str | None:
         try:
             match = re.search(r"^ClusterName=(\S+)", self.conf_path.read_text(), re.M)
@@ -192,6 +255,14 @@ class LocalCluster:
             (self.root / sub).chmod(0o755)
         self.jobs_dir.mkdir(exist_ok=True)
         self.jobs_dir.chmod(0o1777)
+        if self.nodes > 1:
+            for node in self.node_names:
+                (self.root / "spool" / node).mkdir(exist_ok=True)
+                # PMIx puts each job step's client folder under TmpFS; two slurmstepd of one
+                # step on the same host would collide in a shared /tmp. Jobs of any user.
+                tmp = self.root / "tmp" / node
+                tmp.mkdir(parents=True, exist_ok=True)
+                tmp.chmod(0o1777)
         for index in range(self.gpus):
             fake = self.root / "dev" / f"gpu{index}"
             if not fake.is_symlink():
@@ -203,7 +274,7 @@ class LocalCluster:
             "cpus": os.cpu_count() or 1, "real_memory": self._real_memory_mb(),
             "gpus": self.gpus, "last_gpu": self.gpus - 1, "db_host": self.db_host, "db_port": self.db_port,
             "db_user": self.db_user, "db_password": self._db_password(),
-            "db_name": self.db_name,
+            "db_name": self.db_name, **self._node_values(),
         }
         for name in ("slurm.conf", "slurmdbd.conf", "gres.conf"):
             template = resources.files(__package__).joinpath("templates", name).read_text()
@@ -211,6 +282,30 @@ class LocalCluster:
             path.write_text(string.Template(template).substitute(values))
             path.chmod(0o600 if name == "slurmdbd.conf" else 0o644)
         self._create_database()
+
+    def _node_values(self) -> dict[str, str | int]:
+        """Template values for the slurmd paths, the NodeName lines and the node list."""
+        cpus, memory = os.cpu_count() or 1, self._real_memory_mb()
+        lines = []
+        for index, node in enumerate(self.node_names):
+            port = f" Port={self.ports.node(index)}" if self.nodes > 1 else ""
+            lines.append(f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1{port}"
+                         f" CPUs={cpus} RealMemory={memory} Gres=gpu:{self.gpus}"
+                         " State=UNKNOWN")
+        root = self.root
+        if self.nodes == 1:
+            return {"slurmd_spool_dir": f"{root}/spool",
+                    "slurmd_pid_file": f"{root}/run/slurmd.pid",
+                    "slurmd_log_file": f"{root}/log/slurmd.log",
+                    "tmp_fs": "# TmpFS: the default /tmp (one node)",
+                    "node_lines": "\n".join(lines), "node_list": "localhost", "nodes": 1}
+        # %n is the node name, so every slurmd gets its own files (MULTIPLE_SLURMD).
+        return {"slurmd_spool_dir": f"{root}/spool/%n",
+                "slurmd_pid_file": f"{root}/run/slurmd-%n.pid",
+                "slurmd_log_file": f"{root}/log/slurmd-%n.log",
+                "tmp_fs": f"TmpFS={root}/tmp/%n",
+                "node_lines": "\n".join(lines), "node_list": f"n[1-{self.nodes}]",
+                "nodes": self.nodes}
 
     @staticmethod
     def _real_memory_mb() -> int:
@@ -274,8 +369,9 @@ class LocalCluster:
     def _start_slurmctld(self) -> None:
         self._launch("slurmctld", ["slurmctld", "-f", str(self.conf_path)])
 
-    def _start_slurmd(self) -> None:
-        self._launch("slurmd", ["slurmd", "-N", "localhost", "-f", str(self.conf_path)])
+    def _start_slurmd(self, node: str = "localhost") -> None:
+        daemon = "slurmd" if self.nodes == 1 else f"slurmd-{node}"
+        self._launch(daemon, ["slurmd", "-N", node, "-f", str(self.conf_path)])
 
     def _client(self, argv: list[str], stdin: str | None = None,
                 ) -> subprocess.CompletedProcess[str]:
@@ -307,19 +403,26 @@ class LocalCluster:
                 raise ClusterError(f"{daemon} {state} in {self.root}\n{self.log_tail(daemon)}")
             time.sleep(0.3)
 
+    def _node_states(self) -> dict[str, str]:
+        out = self._client(["sinfo", "-h", "-N", "-n", ",".join(self.node_names),
+                            "-o", "%N %t"]).stdout
+        # One line per node and partition; the same node has the same state in each.
+        return dict(line.split()[:2] for line in out.splitlines() if len(line.split()) >= 2)
+
     def _wait_node_ready(self, deadline: float) -> None:
-        state = ""
+        states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            for daemon in DAEMONS:
+            for daemon in self.daemons:
                 if self.daemon_pid(daemon) is None:
                     raise ClusterError(f"{daemon} died\n{self.log_tail(daemon)}")
-            out = self._client(["sinfo", "-h", "-n", "localhost", "-o", "%t"]).stdout
+            states = self._node_states()
             # A suffix such as "idle*" means not responding: only the bare state counts.
-            state = out.split()[0] if out.split() else ""
-            if state in _READY_NODE_STATES:
+            if all(states.get(n) in _READY_NODE_STATES for n in self.node_names):
                 return
-            if state.startswith(("inval", "drain")):
+            if any(s.startswith(("inval", "drain")) for s in states.values()):
                 break
             time.sleep(0.3)
-        raise ClusterError(f"node localhost is {state or 'unknown'!r}, not idle\n"
+        bad = ", ".join(f"{n} is {states.get(n, 'unknown')!r}" for n in self.node_names
+                        if states.get(n) not in _READY_NODE_STATES)
+        raise ClusterError(f"node {bad}, not idle\n"
                            + self.log_tail("slurmd") + "\n" + self.log_tail("slurmctld"))
