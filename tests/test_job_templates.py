@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from portal.jobs.operations import job_templates, plan_job
-from portal.jobs.templates import SHIPPED_DIR, load_templates
+from portal.jobs.templates import SHIPPED_DIR, load_templates, sbatch_directives
 from tests.test_jobs_fixtures import job_world  # noqa: F401  (fixture)
 
-SHIPPED = ["array", "benchmark", "gpu", "hybrid", "mpi", "multigpu", "openmp", "serial"]
+SHIPPED = ["array", "benchmark", "container", "gpu", "hybrid", "mpi", "multigpu", "openmp", "serial"]
 
 
 def sbatch_lines(script: str) -> list[str]:
@@ -32,8 +32,15 @@ def header(name, account, partition, time, out, *, nodes=1, ntasks=1, cpus=1, ex
     ("mpi", "cpu", {"ntasks": "2"}, dict(time=5, ntasks=2)),
     ("hybrid", "cpu", {"ntasks": "1", "threads": "2"}, dict(time=5, ntasks=1, cpus=2)),
     ("gpu", "gpu", {}, dict(time=5, extra=["#SBATCH --gpus=1"])),
-    ("multigpu", "gpu", {"gpus": "2", "ntasks": "2"}, dict(time=5, ntasks=2, extra=["#SBATCH --gpus=2"])),
+    ("multigpu", "gpu", {"gpus": "2", "ntasks": "2"},
+     dict(time=5, ntasks=2, extra=["#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-node=2"])),
     ("array", "cpu", {"tasks": "3", "time": "2"}, dict(time=2, extra=["#SBATCH --array=0-2"], array=True)),
+    ("array", "cpu", {"tasks": "100", "throttle": "10", "time": "2"},
+     dict(time=2, extra=["#SBATCH --array=0-99%10"], array=True)),
+    ("mpi", "cpu", {"ntasks": "2", "per_node": "2", "exclusive": "true", "mail": "END,FAIL"},
+     dict(time=5, ntasks=2, extra=["#SBATCH --ntasks-per-node=2", "#SBATCH --exclusive", "#SBATCH --mail-type=END,FAIL",
+                                   "#SBATCH --mail-user={email}"])),
+    ("container", "cpu", {"image": "img/x.sif", "nv": "true", "binds": "data:/data:ro,/scratch"}, dict(time=5)),
     ("benchmark", "cpu", {"ntasks": "2", "time": "10"}, dict(time=10, ntasks=2)),
 ])
 def test_rendered_sbatch_lines_are_exactly_the_validated_values(app_ctx, job_world, name, partition, values, expected):
@@ -43,7 +50,9 @@ def test_rendered_sbatch_lines_are_exactly_the_validated_values(app_ctx, job_wor
     assert plan.errors == {}
     out = f"{plan.workdir}/" + ("slurm-%A_%a.out" if expected.pop("array", False) else "slurm-%j.out")
     assert plan.workdir.endswith("/jobs/jobtester")
+    expected["extra"] = [line.format(email=job_world.user().email) for line in expected.get("extra", ())]
     assert sbatch_lines(plan.script) == header(f"my-{name}", f"jobs_test_{partition}", partition, out=out, **expected)
+    assert sbatch_directives(plan.script) == sbatch_lines(plan.script)
     assert plan.script.startswith("#!/bin/bash\n#SBATCH --job-name=")
 
 
@@ -51,7 +60,7 @@ def test_environment_feeds_are_exported_quoted(app_ctx, job_world):
     templates, _ = job_templates()
     plan = plan_job(job_world.user(), templates["openmp"], job_world.project(), job_world.partition("cpu"),
                     {"schedule": "dynamic", "places": "threads"})
-    assert "export OMP_SCHEDULE=dynamic\nexport OMP_PLACES=threads\n" in plan.script
+    assert "export OMP_SCHEDULE=dynamic\nexport OMP_PLACES=threads\nexport OMP_PROC_BIND=close\n" in plan.script
 
 
 def test_cost_is_shown_beside_the_remaining_hours(app_ctx, job_world):
@@ -75,7 +84,7 @@ def test_cost_is_shown_beside_the_remaining_hours(app_ctx, job_world):
     ("mpi", "cpu", {"nodes": "2", "ntasks": "2"}, "nodes", "--nodes 2 exceeds partition cpu's MaxNodes of 1"),
     ("mpi", "cpu", {"ntasks": "4"}, "ntasks", "4 CPUs (--ntasks x --cpus-per-task) exceed partition cpu's 2 CPUs on 1 node(s)"),
     ("openmp", "cpu", {"threads": "8"}, "threads", "--cpus-per-task 8 exceeds partition cpu's 2 CPUs per node"),
-    ("multigpu", "gpu", {"gpus": "4", "ntasks": "2"}, "gpus", "--gpus 4 exceeds partition gpu's 2 GPUs on 1 node(s)"),
+    ("multigpu", "gpu", {"gpus": "4", "ntasks": "2"}, "gpus", "--gpus-per-node 4 exceeds partition gpu's 2 GPUs per node"),
     ("serial", "cpu", {"mem": "9000"}, "mem", "--mem 9000 MB exceeds partition cpu's 6026 MB per node"),
     ("serial", "gpu", {}, "partition", "partition gpu counts gpu time; this template needs a cpu partition"),
     ("serial", "cpu", {"time": "0"}, "time", "time: 0 min is below the template's minimum of 1 min"),
@@ -125,7 +134,9 @@ def test_a_broken_template_is_reported_with_file_and_line_and_the_others_load(ap
                                           '  "n": {"type": "float"}\n }\n}\n')
     (tmp_path / "badtype.sh.j2").write_text("echo ok\n")
     (tmp_path / "sneaky.json").write_text('{"params": {"time": {"type": "duration", "default": "5", "feeds": "--time"}}}')
-    (tmp_path / "sneaky.sh.j2").write_text("echo ok\n#SBATCH --uid=0\n")
+    (tmp_path / "sneaky.sh.j2").write_text("\n#SBATCH --uid=0\necho ok\n")
+    (tmp_path / "quoted.json").write_text('{"params": {"time": {"type": "duration", "default": "5", "feeds": "--time"}}}')
+    (tmp_path / "quoted.sh.j2").write_text('echo ok\necho "note: {{ p.time }}"\n')
     (tmp_path / "site_extra.json").write_text('{"title": "Site extra", "params": {"time": {"type": "duration", "default": "5", "feeds": "--time"}}}')
     (tmp_path / "site_extra.sh.j2").write_text("echo site template\n")
     monkeypatch.setitem(app_ctx.config, "JOB_TEMPLATES_DIR", str(tmp_path))
@@ -134,5 +145,78 @@ def test_a_broken_template_is_reported_with_file_and_line_and_the_others_load(ap
     found = {p.path.rsplit("/", 1)[-1]: (p.line, p.message) for p in problems}
     assert found["badjson.json"][0] == 3 and "not valid JSON" in found["badjson.json"][1]
     assert found["badjinja.sh.j2"][0] == 2 and "Jinja syntax error" in found["badjinja.sh.j2"][1]
-    assert found["badtype.json"] == (4, "parameter n: unknown type 'float' (use one of int, str, choice, bool, duration)")
+    assert found["badtype.json"] == (4, "parameter n: unknown type 'float' (use one of int, str, choice, bool, duration, script, path)")
     assert found["sneaky.sh.j2"][0] == 2
+    assert found["quoted.sh.j2"][0] == 2 and "inside a double-quoted string" in found["quoted.sh.j2"][1]
+
+
+def test_a_misspelt_parameter_is_refused_naming_what_the_template_takes(app_ctx, job_world):
+    templates, _ = job_templates()
+    plan = plan_job(job_world.user(), templates["mpi"], job_world.project(), job_world.partition("cpu"), {"tme": "600"})
+    assert plan.errors == {"tme": ["unknown parameter 'tme'; this template takes: time, nodes, ntasks, per_node, "
+                                   "exclusive, program, setup, workdir, output, mail, after, qos, constraint"]}
+    assert plan.script is None
+
+
+@pytest.mark.parametrize("values, where, message", [
+    ({"per_node": "1", "ntasks": "2", "nodes": "1"}, "ntasks", "--ntasks 2 exceeds --ntasks-per-node 1 x --nodes 1"),
+    ({"per_node": "3"}, "per_node", "--ntasks-per-node 3 x --cpus-per-task 1 exceed partition cpu's 2 CPUs per node"),
+    ({"after": "123456"}, "after", "--dependency: job 123456 is not one of your jobs on Dev cluster"),
+    ({"workdir": "../etc"}, "workdir", "workdir: ../etc is not a folder inside your job folder"),
+    ({"output": "/etc"}, "output", "output: /etc is not a folder inside your job folder"),
+    ({"qos": "fast"}, "qos", "--qos/--constraint could not be checked against Slurm"),
+])
+def test_header_options_are_refused_naming_the_limit_and_the_value(app_ctx, job_world, values, where, message):
+    templates, _ = job_templates()
+    plan = plan_job(job_world.user(), templates["mpi"], job_world.project(), job_world.partition("cpu"), values)
+    assert any(m.startswith(message) for m in plan.errors[where]), plan.errors
+
+
+def test_exclusive_jobs_cost_whole_nodes_and_folders_stay_in_the_job_folder(app_ctx, job_world):
+    templates, _ = job_templates()
+    plan = plan_job(job_world.user(), templates["serial"], job_world.project(), job_world.partition("cpu"),
+                    {"time": "10", "workdir": "runs/a", "output": "logs"})
+    assert plan.ok, plan.errors
+    assert f"#SBATCH --chdir={plan.workdir}/runs/a" in sbatch_lines(plan.script)
+    assert f"#SBATCH --output={plan.workdir}/logs/slurm-%j.out" in sbatch_lines(plan.script)
+    mpi = plan_job(job_world.user(), templates["mpi"], job_world.project(), job_world.partition("cpu"),
+                   {"time": "10", "ntasks": "1", "exclusive": "yes"})
+    assert mpi.cost_minutes == 2 * 10
+
+
+class _FakeSlurm:
+    def __getattr__(self, name):  # everything but the two live reads: Slurm does not answer
+        from portal.slurm.errors import SchedulerUnreachable
+
+        raise SchedulerUnreachable("no Slurm in this test")
+
+    def qos(self):
+        from portal.slurm.types import QosInfo
+
+        return [QosInfo("normal"), QosInfo("short", max_wall_minutes=3, max_tres_per_job={"cpu": 1})]
+
+    def node_features(self, partition):
+        from portal.slurm.types import NodeFeatures
+
+        return [NodeFeatures("n1", frozenset({"ib", "avx512"})), NodeFeatures("n2", frozenset({"a100"}))]
+
+
+@pytest.mark.parametrize("values, where, message", [
+    ({"qos": "fast"}, "qos", "--qos fast: Slurm has no such QOS (it has: normal, short)"),
+    ({"qos": "short", "time": "5"}, "time", "--time 5 min exceeds QOS short's MaxWall of 3 min"),
+    ({"qos": "short", "time": "2"}, "qos", "cpu 2 exceeds QOS short's MaxTRES of cpu=1"),
+    ({"constraint": "gpu80"}, "constraint",
+     "--constraint gpu80: no node of partition cpu has feature gpu80 (features there: a100, avx512, ib)"),
+    ({"constraint": "ib&a100"}, "constraint", "--constraint ib&a100: no single node of partition cpu has all of a100, ib"),
+])
+def test_qos_and_constraint_are_checked_against_what_slurm_reports(app_ctx, job_world, monkeypatch, values, where,
+                                                                   message):
+    import portal.jobs.operations as operations
+
+    monkeypatch.setattr(operations, "scheduler_for", lambda site: _FakeSlurm())
+    templates, _ = job_templates()
+    plan = plan_job(job_world.user(), templates["mpi"], job_world.project(), job_world.partition("cpu"), values)
+    assert message in plan.errors[where], plan.errors
+    good = plan_job(job_world.user(), templates["mpi"], job_world.project(), job_world.partition("cpu"),
+                    {"qos": "normal", "constraint": "ib&avx512|a100"})
+    assert "#SBATCH --qos=normal" in good.script and "#SBATCH --constraint=ib&avx512|a100" in good.script

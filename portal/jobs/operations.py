@@ -25,7 +25,7 @@ from portal.grants.models import GrantAllocation
 from portal.grants.operations import active_allocation
 from portal.grants.usage import pool_balance
 from portal.identity.models import User
-from portal.jobs.limits import Resources, limit_problems, resources_for
+from portal.jobs.limits import Resources, limit_problems, live_problems, resources_for
 from portal.jobs.models import SubmittedJob
 from portal.jobs.schema import ParamError
 from portal.jobs.templates import SHIPPED_DIR, JobTemplate, TemplateProblem, load_templates, render_script
@@ -152,6 +152,51 @@ def _output_name(res: Resources) -> str:
     return "slurm-%A_%a.out" if res.array_tasks is not None else "slurm-%j.out"
 
 
+def _output_path(workdir: str, res: Resources) -> str:
+    return "/".join(part for part in (workdir, res.output, _output_name(res)) if part)
+
+
+MAIL_ADDRESS = re.compile(r"[A-Za-z0-9_.+-]{1,64}@[A-Za-z0-9.-]{1,190}")
+
+
+def _check_values(plan: JobPlan, raw_values: dict[str, Any]) -> None:
+    """Clean every parameter; a name the template does not take is refused, never ignored."""
+    template = plan.template
+    for name in sorted(set(raw_values) - set(template.params)):
+        plan.refuse(str(name)[:40], _("unknown parameter %(name)s; this template takes: %(names)s",
+                                      name=repr(str(name)[:40]), names=", ".join(template.params)))
+    for name, param in template.params.items():
+        try:
+            plan.values[name] = param.clean(raw_values.get(name))
+        except ParamError as exc:
+            plan.refuse(name, str(exc))
+
+
+def _check_options(plan: JobPlan, user: User, res: Resources, live: bool) -> None:
+    """--dependency, --mail-type, --qos and --constraint: what only the portal or Slurm knows."""
+    where = {p.sbatch_option: p.name for p in plan.template.params.values() if p.sbatch_option}
+    ids = res.dependency_ids
+    if ids:
+        mine = set(db.session.scalars(select(SubmittedJob.slurm_job_id).where(
+            SubmittedJob.user_id == user.id, SubmittedJob.site_id == plan.partition.site_id,
+            SubmittedJob.slurm_job_id.in_(ids))))
+        for job_id in [i for i in ids if i not in mine]:
+            plan.refuse(where.get("--dependency", "partition"), _(
+                "--dependency: job %(id)s is not one of your jobs on %(site)s", id=job_id, site=plan.partition.site.name))
+    if res.mail_type not in (None, "NONE") and not MAIL_ADDRESS.fullmatch(user.email or ""):
+        plan.refuse(where.get("--mail-type", "partition"), _(
+            "--mail-type: your portal address %(mail)s cannot be given to Slurm; choose NONE", mail=user.email))
+    if live and (res.qos is not None or res.constraint is not None):
+        try:
+            found = live_problems(plan.template, plan.partition, res, scheduler_for(plan.partition.site))
+        except (SchedulerError, NotImplementedError) as exc:
+            plan.refuse(where.get("--qos") or where.get("--constraint") or "partition", _(
+                "--qos/--constraint could not be checked against Slurm: %(error)s", error=str(exc)[:200]))
+        else:
+            for key, messages in found.items():
+                plan.errors.setdefault(key, []).extend(messages)
+
+
 def plan_job(user: User, template: JobTemplate, project: Project, partition: Partition,
              raw_values: dict[str, Any], job_name: str | None = None, *, today: date | None = None,
              remaining: int | None = None) -> JobPlan:
@@ -160,11 +205,7 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
     ``remaining`` skips the ledger query (the benchmark measures rendering and validation).
     """
     plan = JobPlan(template, project, partition, job_name or template.name)
-    for name, param in template.params.items():
-        try:
-            plan.values[name] = param.clean(raw_values.get(name))
-        except ParamError as exc:
-            plan.refuse(name, str(exc))
+    _check_values(plan, raw_values)
     if not JOB_NAME.fullmatch(plan.job_name):
         plan.refuse("job_name", _("job name: 1-64 letters, digits and _.+-, not starting with . + or -"))
     if project.membership_of(user) is None:
@@ -175,7 +216,7 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
     if partition.resource_kind.value != template.kind:
         plan.refuse("partition", _("partition %(p)s counts %(kind)s time; this template needs a %(need)s partition",
                                    p=partition.name, kind=partition.resource_kind.value, need=template.kind))
-    if plan.errors.keys() & template.params.keys():
+    if plan.errors.keys() & (template.params.keys() | raw_values.keys()):
         return plan
     plan.resources = res = resources_for(template, plan.values)
     if remaining is None:
@@ -184,8 +225,9 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
             plan.notes.append(stale)
     for where, messages in limit_problems(template, partition, res).items():
         plan.errors.setdefault(where, []).extend(messages)
+    _check_options(plan, user, res, live=remaining is None)
     plan.allocation = active_allocation(project, partition, today or date.today())
-    plan.cost_minutes = res.max_cost_minutes(plan.kind)
+    plan.cost_minutes = res.max_cost_minutes(plan.kind, partition.cpus_per_node)
     if plan.allocation is None:
         plan.refuse("partition", _("project %(code)s has no active grant for partition %(p)s",
                                    code=project.code, p=partition.label))
@@ -195,9 +237,12 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
     else:
         _check_pool_balance(plan, remaining)
     plan.workdir = str(workdir_root() / (plan.unix_user or "unmapped"))
+    mail_user = user.email if MAIL_ADDRESS.fullmatch(user.email or "") else None
     header = res.sbatch_header(plan.job_name if JOB_NAME.fullmatch(plan.job_name) else template.name,
-                               plan.account or "none", partition.name,
-                               f"{plan.workdir}/{_output_name(res)}")
+                               plan.account or "none", partition.name, _output_path(plan.workdir, res),
+                               mail_user=mail_user)
+    if res.chdir:
+        header.insert(-1, ("--chdir", f"{plan.workdir}/{res.chdir}"))
     plan.script = render_script(template, header, plan.values, {
         "python": job_python(), "workdir": plan.workdir, "mpi_references": str(MPI_REFERENCES)})
     return plan
@@ -245,6 +290,32 @@ def _user_workdir(path: str, unix_user: str) -> str:
     return str(folder)
 
 
+def _user_subfolder(workdir: str, relative: str, unix_user: str) -> None:
+    """Create ``workdir/relative`` for the user, one step at a time, never through a link.
+
+    The portal runs as root: a folder the user swapped for a link to /etc must not lead it
+    there, so each step is opened with O_NOFOLLOW and must belong to the user.
+    """
+    account = pwd.getpwnam(unix_user)
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for part in relative.split("/"):
+            try:
+                os.mkdir(part, 0o750, dir_fd=fd)
+                created = True
+            except FileExistsError:
+                created = False
+            step = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = step
+            if created:
+                os.fchown(fd, account.pw_uid, account.pw_gid)
+            elif os.fstat(fd).st_uid != account.pw_uid:
+                raise PermissionError(f"{relative}: {part} does not belong to {unix_user}")
+    finally:
+        os.close(fd)
+
+
 def submit_job(plan: JobPlan, user: User) -> SubmittedJob:
     if not plan.ok:
         raise JobError("; ".join(m for ms in plan.errors.values() for m in ms))
@@ -253,15 +324,18 @@ def submit_job(plan: JobPlan, user: User) -> SubmittedJob:
     site = plan.partition.site
     try:
         workdir = _user_workdir(plan.workdir, plan.unix_user)
+        for sub in (res.chdir, res.output):
+            if sub:
+                _user_subfolder(workdir, sub, plan.unix_user)
     except (KeyError, OSError) as exc:
         raise JobError(_("could not prepare the job folder for %(user)s: %(error)s", user=plan.unix_user,
                          error=getattr(exc, "strerror", None) or exc)) from None
     request = JobRequest(
         script=plan.script, account=plan.account or "", partition=plan.partition.name,
-        job_name=plan.job_name, workdir=workdir, time_limit_minutes=res.time_minutes, user=plan.unix_user,
-        nodes=res.nodes, ntasks=res.ntasks, cpus_per_task=res.cpus_per_task, gpus=res.gpus, mem_mb=res.mem_mb,
-        output=f"{workdir}/{_output_name(res)}",
-        array=f"0-{res.array_tasks - 1}" if res.array_tasks is not None else None)
+        job_name=plan.job_name, workdir=f"{workdir}/{res.chdir}" if res.chdir else workdir,
+        time_limit_minutes=res.time_minutes, user=plan.unix_user, nodes=res.nodes, ntasks=res.tasks,
+        cpus_per_task=res.cpus_per_task, gpus=res.gpus, mem_mb=res.mem_mb, output=_output_path(workdir, res),
+        array=res.array_spec())
     job_id = scheduler_for(site).submit(request)  # SchedulerError goes to the caller to show
     job = SubmittedJob(site_id=site.id, partition=plan.partition, project=plan.project, user=user,
                        slurm_job_id=job_id, template=plan.template.name, job_name=plan.job_name,

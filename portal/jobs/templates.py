@@ -1,9 +1,28 @@
 """Loading job templates from folders and rendering them into sbatch scripts.
 
 A template is two files: ``NAME.json`` (title, parameters) and ``NAME.sh.j2`` (the script
-body). The portal writes the ``#!`` line and every ``#SBATCH`` line itself from validated
-numbers, so a template body may contain neither; parameter values reach the body only
-through a sandboxed Jinja environment that shell-quotes every ``{{ ... }}`` it prints.
+body). The portal writes the ``#!`` line, every ``#SBATCH`` line and one first command
+(``export PORTAL_TEMPLATE=NAME``) itself, from validated values. sbatch reads directives only
+until the first command, so nothing in the body, whatever staff or users write, can add one;
+:func:`sbatch_directives` reads a script the way sbatch does and every render is checked
+with it. A body may therefore hold ``#!/bin/bash`` in a heredoc or ``#SBATCH`` in a comment
+further down; only leading comment lines that look like directives are refused, because
+they would mislead the reader.
+
+Syntax: Jinja with ``{{ value }}`` and ``{% block %}`` as usual, but comments are
+``{## ... ##}``. Jinja's default ``{# ... #}`` collides with bash (``${#arr[@]}``, ``$#``);
+``{##`` and ``##}`` do not occur in ordinary bash. ``{{`` and ``{%`` do not either outside
+quoted strings (where a template needs them literally, ``{% raw %}`` still works). Line
+statements are off.
+
+Quoting: every ``{{ ... }}`` prints one shell-quoted word (``shlex.quote``), which is only a
+single word where bash reads plain code. A value inside a double- or single-quoted string, a
+heredoc, a comment, backticks, ``${...}`` or arithmetic would not be (``"$(id)"`` inside
+double quotes runs). So a template whose values land anywhere but in plain code is refused
+at load time with the file and line (see :mod:`portal.jobs.shellcontext`), and every render
+is checked again on the rendered text. Put the value outside the quotes
+(``echo "note: "{{ p.note }}``) or in a variable first (``note={{ p.note }}``, then
+``"$note"``).
 """
 from __future__ import annotations
 
@@ -15,17 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from portal.jobs.schema import SBATCH_FEEDS, Param, SchemaError, param_from_schema
+from portal.jobs.shellcontext import landings
 
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent.parent / "slurm_templates"
 KINDS = ("cpu", "gpu")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-_FORBIDDEN_IN_BODY = re.compile(r"^\s*#\s*(SBATCH|!)", re.M | re.I)
+_LOOKS_LIKE_DIRECTIVE = re.compile(r"\s*#\s*(SBATCH|!)", re.I)
+_HEADER_VALUE = re.compile(r"[A-Za-z0-9_.,:%/=+@&|-]+")
+MARK = "\0"  # put before every printed value while rendering; values never hold NUL
+# Block tags that rewrite rendered text (and could strip a value's quotes) are not allowed.
+_REFUSED_NODES = (nodes.FilterBlock, nodes.Macro, nodes.CallBlock, nodes.AssignBlock)
 
 
 class Quoted(str):
@@ -40,10 +64,15 @@ def shell_quote(value: Any) -> Quoted:
     return Quoted(shlex.quote(str(value)))
 
 
+def _marked(value: Any) -> str:
+    return MARK + shell_quote(value)
+
+
 # Every expression a template prints goes through shell_quote: a template that forgets
 # the ``sh`` filter is still safe, and ``sh`` documents the intent where it is used.
-_ENV = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined, finalize=shell_quote,
-                                     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+_ENV = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined, finalize=_marked,
+                                     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                                     comment_start_string="{##", comment_end_string="##}")
 _ENV.filters["sh"] = shell_quote
 
 
@@ -130,14 +159,52 @@ def _compile_body(path: Path) -> Any:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise _at(SchemaError(f"script body missing: {exc.strerror}"), path) from None
-    forbidden = _FORBIDDEN_IN_BODY.search(source)
-    if forbidden:
-        line = source.count("\n", 0, forbidden.start()) + 1
+    if MARK in source:
+        raise _at(SchemaError("the body contains a NUL byte"), path)
+    line = _leading_directive(source)
+    if line:
         raise _at(SchemaError("the portal writes #! and #SBATCH lines; remove them from the body", line), path)
     try:
+        tree = _ENV.parse(source)
+        refused = next(iter(tree.find_all(_REFUSED_NODES)), None)
+        if refused is not None:
+            raise _at(SchemaError(f"{type(refused).__name__} blocks are not allowed in job templates "
+                                  "(they could change a value's quoting)", refused.lineno), path)
+        for line, context in _unsafe_value_lines(source):
+            raise _at(SchemaError(f"a {{{{ }}}} value sits inside {context}, where a quoted word is not safe;"
+                                  " put it outside the quotes or in a variable first (x={{{{ p.x }}}}, then \"$x\")",
+                                  line), path)
         return _ENV.from_string(source)
     except TemplateSyntaxError as exc:
         raise _at(SchemaError(f"Jinja syntax error: {exc.message}", exc.lineno), path) from None
+
+
+def _leading_directive(source: str) -> int | None:
+    """The line of a #! or #SBATCH-like line before the body's first command, if any."""
+    for number, line in enumerate(source.splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and not stripped.startswith("{##"):
+            return None
+        if _LOOKS_LIKE_DIRECTIVE.match(line):
+            return number
+    return None
+
+
+def _unsafe_value_lines(source: str) -> list[tuple[int, str]]:
+    """(line, context) of every {{ }} of the source that would land outside plain code.
+
+    Reads the template's text as if every branch were taken, which is what a reader sees;
+    the exact rendered text is checked again at every render.
+    """
+    text, lines = [], []
+    for lineno, token, value in _ENV.lex(source):
+        if token == "data":
+            text.append(value)
+        elif token == "variable_begin":
+            text.append(MARK)
+            lines.append(lineno)
+    found = landings("".join(text), MARK)
+    return [(line, landing.context) for line, landing in zip(lines, found) if not landing.safe]
 
 
 def _at(exc: SchemaError, path: Path) -> SchemaError:
@@ -152,21 +219,43 @@ def _line_of(text: str, needle: str) -> int | None:
 
 def render_script(template: JobTemplate, header: list[tuple[str, str]], values: dict[str, Any],
                   context: dict[str, Any]) -> str:
-    """The whole script: ``#!``, the given #SBATCH options, env exports, then the body.
+    """The whole script: ``#!``, the given #SBATCH options, the portal's first command, env
+    exports, then the body.
 
     ``header`` values are already validated numbers and names; they are checked again for
-    anything that could end a line, so a bug upstream cannot add a directive.
+    anything that could end a line, so a bug upstream cannot add a directive. The rendered
+    script is read back as sbatch reads it and must carry exactly ``header``.
     """
     lines = ["#!/bin/bash"]
     for option, value in header:
-        if not re.fullmatch(r"[A-Za-z0-9_.,:%/=+-]+", value):
+        if value is None:
+            lines.append(f"#SBATCH {option}")
+        elif _HEADER_VALUE.fullmatch(value):
+            lines.append(f"#SBATCH {option}={value}")
+        else:
             raise ValueError(f"refusing #SBATCH {option} value {value!r}")
-        lines.append(f"#SBATCH {option}={value}")
+    lines.append(f"export PORTAL_TEMPLATE={template.name}")  # the first command: no directive after it
     for param in template.params.values():
-        if param.env_var:
+        if param.env_var and values[param.name] is not None:
             lines.append(f"export {param.env_var}={shell_quote(values[param.name])}")
     body = template.body.render(p=values, **context)
-    script = "\n".join(lines) + "\n\n" + body
-    if _FORBIDDEN_IN_BODY.search(body) or script.count("#SBATCH") != len(header):
-        raise ValueError("the rendered body contains #SBATCH or #! lines")
+    unsafe = [landing.context for landing in landings(body, MARK) if not landing.safe]
+    if unsafe:
+        raise ValueError(f"template {template.name}: a value landed inside {unsafe[0]}")
+    script = "\n".join(lines) + "\n\n" + body.replace(MARK, "")
+    if sbatch_directives(script) != lines[1:1 + len(header)]:
+        raise ValueError("the rendered script's #SBATCH directives differ from the portal's header")
     return script
+
+
+def sbatch_directives(script: str) -> list[str]:
+    """The #SBATCH lines sbatch would read: those before the first line that is neither
+    blank nor a comment (Slurm's ``_get_next_line`` loop in sbatch/opt.c)."""
+    found = []
+    for line in script.split("\n")[1:]:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        if line.startswith("#SBATCH"):
+            found.append(line)
+    return found

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
-                                JobStatus, PartitionInfo, UsageRecord)
+                                JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
 
 if TYPE_CHECKING:
     from portal.slurm.accounting import Plan
@@ -31,6 +31,14 @@ class Scheduler(abc.ABC):
 
     @abc.abstractmethod
     def partitions(self) -> list[PartitionInfo]: ...
+
+    def qos(self) -> list[QosInfo]:
+        """Every QOS with the limits a job is checked against before it is submitted."""
+        raise NotImplementedError
+
+    def node_features(self, partition: str) -> list[NodeFeatures]:
+        """The nodes of a partition with the features --constraint may name."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def submit(self, request: JobRequest) -> str:

@@ -16,12 +16,13 @@ from portal.slurm import names
 from portal.slurm.accounting import Plan, limit_args
 from portal.slurm.base import Scheduler
 from portal.slurm.errors import SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
-from portal.slurm.parsing import (SACCT_FIELDS, account_usage_from_assoc_mgr, jobs_from_sacct,
-                                  jobs_from_squeue_json, parse_int, parse_pipe_rows,
-                                  parse_tres, partitions_from_scontrol, usage_from_sacct)
+from portal.slurm.parsing import (QOS_FIELDS, SACCT_FIELDS, account_usage_from_assoc_mgr, jobs_from_sacct,
+                                  jobs_from_squeue_json, node_features_from_sinfo, parse_int,
+                                  parse_pipe_rows, parse_tres, partitions_from_scontrol, qos_from_sacctmgr,
+                                  usage_from_sacct)
 from portal.slurm.runner import CommandRunner
 from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
-                                JobStatus, PartitionInfo, UsageRecord)
+                                JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
 
 # sacctmgr reports "nothing to do" on stdout with a non-zero status; for us that is success.
 IDEMPOTENT = ("Nothing new added", "Nothing deleted", "Nothing modified")
@@ -70,6 +71,13 @@ class CliScheduler(Scheduler):
         return partitions_from_scontrol(
             self.runner.run(["scontrol", "show", "partition", "--oneliner"]),
             self.runner.run(["scontrol", "show", "node", "--oneliner"]))
+
+    def qos(self) -> list[QosInfo]:
+        return qos_from_sacctmgr(self.sacctmgr(["-P", "-n", "show", "qos", f"format={','.join(QOS_FIELDS)}"]))
+
+    def node_features(self, partition: str) -> list[NodeFeatures]:
+        return node_features_from_sinfo(self.runner.run(
+            ["sinfo", "-h", "-N", f"--partition={names.validate_partition_name(partition)}", "-o", "%N|%f"]))
 
     # ---- jobs ---------------------------------------------------------------------------
     def submit(self, request: JobRequest) -> str:

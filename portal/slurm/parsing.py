@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from portal.slurm.types import NodeFeatures, QosInfo
 from portal.slurm.types import (AccountUsage, JobState, JobStatus, PartitionInfo, UsageRecord,
                                 job_state_from_slurm)
 
@@ -234,3 +235,23 @@ def account_usage_from_assoc_mgr(text: str) -> list[AccountUsage]:
             submit_jobs_limit=_limit_and_use(fields.get("GrpSubmitJobs", "N(0)"))[0],
             running_jobs_limit=_limit_and_use(fields.get("GrpJobs", "N(0)"))[0]))
     return result
+
+
+QOS_FIELDS = ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode")
+
+
+def qos_from_sacctmgr(text: str) -> list[QosInfo]:
+    """``sacctmgr show qos -P -n format=Name,MaxWall,MaxTRES,MaxTRESPerNode`` rows."""
+    return [QosInfo(name=row["Name"], max_wall_minutes=parse_slurm_duration(row["MaxWall"] or "UNLIMITED"),
+                    max_tres_per_job=parse_tres(row["MaxTRES"]), max_tres_per_node=parse_tres(row["MaxTRESPerNode"]))
+            for row in parse_pipe_rows(text, QOS_FIELDS) if row["Name"]]
+
+
+def node_features_from_sinfo(text: str) -> list[NodeFeatures]:
+    """``sinfo -h -N -o '%N|%f'`` lines: one node each, features comma-separated or (null)."""
+    found = []
+    for line in text.splitlines():
+        node, sep, features = line.strip().partition("|")
+        if sep and node:
+            found.append(NodeFeatures(node, frozenset(f for f in features.split(",") if not _blank(f))))
+    return found

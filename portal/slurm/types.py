@@ -184,3 +184,19 @@ class UsageRecord:
     cpu_seconds: int  # CPUTimeRAW
     gpu_seconds: int  # gres/gpu count from AllocTRES * elapsed
     alloc_tres: str
+
+
+@dataclass(frozen=True)
+class QosInfo:
+    """A QOS as ``sacctmgr show qos`` lists it; limits the portal checks a job against."""
+    name: str
+    max_wall_minutes: int | None = None  # MaxWall; None: no limit
+    max_tres_per_job: Mapping[str, int] = field(default_factory=dict)  # MaxTRES: {'cpu': 8, 'node': 2}
+    max_tres_per_node: Mapping[str, int] = field(default_factory=dict)  # MaxTRESPerNode
+
+
+@dataclass(frozen=True)
+class NodeFeatures:
+    """A node and the features a job may ask for with --constraint."""
+    node: str
+    features: frozenset[str]
