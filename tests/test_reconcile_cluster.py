@@ -61,7 +61,9 @@ def test_member_removal_top_up_suspension_and_dry_run(cluster_site, slurm_schedu
     db.session.commit()
     assert is_pending({cluster_site.id})
     dry = reconcile_site(cluster_site, slurm_scheduler, dry_run=True)
-    assert {c.kind for c in dry.commands} == {"modify_account", "delete_user"}
+    # An incremental run (only this project's accounts are read) removes the association; Slurm
+    # drops a user left with none. It never deletes a user whole: their other accounts are unread.
+    assert {c.kind for c in dry.commands} == {"modify_account", "remove_user"}
     assert (member.unix_username, "cpu") in slurm_associations(slurm_scheduler, account)  # a dry run changes nothing
     assert is_pending({cluster_site.id})
 
@@ -70,3 +72,30 @@ def test_member_removal_top_up_suspension_and_dry_run(cluster_site, slurm_schedu
     assert set(assocs) == {None, (pi.unix_username, "cpu")}
     assert assocs[None]["tres"] == {"cpu": 1_200} and (assocs[None]["submit"], assocs[None]["jobs"]) == (0, 0)
     assert plan(desired_state(cluster_site), read_actual(cluster_site, slurm_scheduler), cluster_site.slurm_cluster).commands() == []
+
+
+def test_a_change_to_one_project_reads_and_writes_only_its_accounts(cluster_site, slurm_scheduler, monkeypatch):
+    from portal.projects.operations import add_member
+    from portal.slurm.runner import CommandRunner
+
+    start, end = this_year()
+    projects = []
+    for name in ("Aistė", "Bartłomiej"):
+        project = project_with_team(person(name))
+        create_grant(project, title=name, start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 5})
+        projects.append(project)
+    db.session.commit()
+    assert reconcile_site(cluster_site, slurm_scheduler, full=True).run.succeeded
+    changed, untouched = projects
+    add_member(changed, person("Nowy Członek"))
+    db.session.commit()
+
+    commands: list[list[str]] = []
+    original = CommandRunner.run
+    monkeypatch.setattr(CommandRunner, "run", lambda self, argv, **kw: commands.append(list(argv)) or original(self, argv, **kw))
+    outcome = reconcile_site(cluster_site, slurm_scheduler)
+    assert outcome.run.succeeded and [c.kind for c in outcome.commands] == ["add_user"]
+    reads = [" ".join(c) for c in commands if "show" in c]
+    assert reads and all(f"{changed.slurm_account}," in r or f"={changed.slurm_account}" in r for r in reads)
+    assert not any(untouched.slurm_account in " ".join(c) for c in commands)  # neither read nor written
+    assert not is_pending({cluster_site.id})
