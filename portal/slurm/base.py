@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
                                 JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
 
+from portal.slurm.types import JobEfficiency
+
 if TYPE_CHECKING:
     from portal.slurm.accounting import Plan
 
@@ -55,6 +57,11 @@ class Scheduler(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self, job_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def job_efficiency(self, job_id: str) -> JobEfficiency | None:
+        """How an ended job used its allocation (all tasks of an array job); None while
+        accounting does not yet show the job and all its steps as ended."""
 
     @abc.abstractmethod
     def accounts(self) -> list[AccountInfo]: ...

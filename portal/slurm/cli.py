@@ -20,7 +20,9 @@ from portal.slurm.parsing import (QOS_FIELDS, SACCT_FIELDS, account_usage_from_a
                                   jobs_from_squeue_json, node_features_from_sinfo, parse_int,
                                   parse_pipe_rows, parse_tres, partitions_from_scontrol, qos_from_sacctmgr,
                                   usage_from_sacct)
+from portal.slurm.parsing import EFFICIENCY_FIELDS, efficiency_from_sacct
 from portal.slurm.runner import CommandRunner
+from portal.slurm.types import JobEfficiency
 from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
                                 JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
 
@@ -163,6 +165,12 @@ class CliScheduler(Scheduler):
     def cancel(self, job_id: str) -> None:
         self.runner.run(["scancel", names.validate_job_id(job_id)],
                         ok_patterns=("already completing or completed",))
+
+    def job_efficiency(self, job_id: str) -> JobEfficiency | None:
+        output = self.runner.run(["sacct", "--allusers", "-P", "-n", f"--jobs={names.validate_job_id(job_id)}",
+                                  f"--format={','.join(EFFICIENCY_FIELDS)}"])
+        return efficiency_from_sacct(output, job_id)
+
 
     # ---- accounting ---------------------------------------------------------------------
     def sacctmgr(self, args: Sequence[str]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from portal.slurm.types import NodeFeatures, QosInfo
 from portal.slurm.types import (AccountUsage, JobState, JobStatus, PartitionInfo, UsageRecord,
                                 job_state_from_slurm)
+from portal.slurm.types import JobEfficiency
 
 _UNSET = {"", "none", "unknown", "n/a", "(null)", "unlimited", "infinite", "partition_limit"}
 _DURATION = re.compile(
@@ -17,6 +18,12 @@ _DURATION = re.compile(
 SACCT_FIELDS = ("JobIDRaw", "JobName", "Account", "User", "Partition", "State", "Reason",
                 "Submit", "Start", "End", "ElapsedRaw", "AllocCPUS", "CPUTimeRAW",
                 "AllocTRES", "ExitCode", "TimelimitRaw")
+# The job's allocations and their steps, as seff reads them.
+EFFICIENCY_FIELDS = ("JobID", "State", "ExitCode", "ElapsedRaw", "TimelimitRaw", "AllocCPUS", "TotalCPU",
+                     "CPUTimeRAW", "MaxRSS", "ReqMem", "AllocTRES", "NNodes")
+_CPU_TIME = re.compile(r"(?:(?P<days>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)(?:\.(?P<frac>\d+))?")
+_MEMORY = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)(?P<per>[nc]?)", re.I)
+_KIB = {"": 1 / 1024, "K": 1, "M": 1024, "G": 1024 ** 2, "T": 1024 ** 3, "P": 1024 ** 4}
 
 
 def _blank(text: object) -> bool:
@@ -235,6 +242,55 @@ def account_usage_from_assoc_mgr(text: str) -> list[AccountUsage]:
             submit_jobs_limit=_limit_and_use(fields.get("GrpSubmitJobs", "N(0)"))[0],
             running_jobs_limit=_limit_and_use(fields.get("GrpJobs", "N(0)"))[0]))
     return result
+
+
+def parse_cpu_time_ms(text: str) -> int:
+    """sacct's TotalCPU ('00:06.697', '01:02:03', '2-01:02:03') in milliseconds."""
+    match = _CPU_TIME.fullmatch(text.strip())
+    if not match:
+        if _blank(text):
+            return 0
+        raise ValueError(f"not a CPU time: {text!r}")
+    seconds = ((int(match["days"] or 0) * 24 + int(match["h"] or 0)) * 60 + int(match["m"])) * 60 + int(match["s"])
+    return seconds * 1000 + int(((match["frac"] or "") + "000")[:3])
+
+
+def parse_memory_kib(text: str, cpus: int = 1, nodes: int = 1) -> int | None:
+    """sacct memory ('98516K', '300M', '2G'; older '150Mc' per CPU, '4Gn' per node) in KiB."""
+    match = _MEMORY.fullmatch(text.strip())
+    if not match:
+        return None
+    per = {"c": cpus, "n": nodes}.get(match["per"].lower(), 1)
+    return round(float(match["n"]) * _KIB[match["unit"].upper()] * per)
+
+
+def efficiency_from_sacct(text: str, job_id: str) -> JobEfficiency | None:
+    """A job's efficiency from `sacct -P -n -j ID --format=EFFICIENCY_FIELDS` (allocation and
+    step rows); None while accounting does not show the job and all its steps as ended."""
+    rows = [row for row in parse_pipe_rows(text, EFFICIENCY_FIELDS)
+            if row["JobID"].split(".")[0] == job_id or row["JobID"].startswith(job_id + "_")]
+    allocations = [row for row in rows if "." not in row["JobID"]]
+    steps = [row for row in rows if "." in row["JobID"]]
+    if not allocations or not all(job_state_from_slurm(row["State"]).is_final for row in rows):
+        return None
+    states = [job_state_from_slurm(row["State"]) for row in allocations]
+    failed = [i for i, state in enumerate(states) if state is not JobState.COMPLETED]
+    first = allocations[failed[0] if failed else 0]
+    elapsed = [parse_int(row["ElapsedRaw"]) or 0 for row in allocations]
+    gpus = [parse_tres(row["AllocTRES"]).get("gres/gpu", 0) for row in allocations]
+    rss = [kib for row in steps if (kib := parse_memory_kib(row["MaxRSS"])) is not None]
+    requested = [kib for row in allocations if (kib := parse_memory_kib(
+        row["ReqMem"], parse_int(row["AllocCPUS"]) or 1, parse_int(row["NNodes"]) or 1)) is not None]
+    return JobEfficiency(
+        job_id=job_id, state=job_state_from_slurm(first["State"]), exit_code=first["ExitCode"] or None,
+        tasks=len(allocations), elapsed_seconds=max(elapsed),
+        time_limit_minutes=parse_int(first["TimelimitRaw"]),
+        alloc_cpus=max(parse_int(row["AllocCPUS"]) or 0 for row in allocations),
+        cpu_time_seconds=sum(parse_int(row["CPUTimeRAW"]) or 0 for row in allocations),
+        # seff adds up the steps; an allocation that never started a step used nothing.
+        total_cpu_ms=sum(parse_cpu_time_ms(row["TotalCPU"]) for row in steps),
+        max_rss_kib=max(rss, default=None), requested_mem_kib=max(requested, default=None),
+        gpus=max(gpus), gpu_seconds=sum(g * e for g, e in zip(gpus, elapsed)))
 
 
 QOS_FIELDS = ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode")

@@ -187,6 +187,46 @@ class UsageRecord:
 
 
 @dataclass(frozen=True)
+class JobEfficiency:
+    """How well an ended job used what it was given, as ``seff`` reports it.
+
+    For an array job the numbers cover all of its tasks: CPU and GPU time add up, the
+    elapsed time and the memory high-water mark are the largest of any task.
+    """
+    job_id: str
+    state: JobState
+    exit_code: str | None
+    tasks: int  # allocations: 1, or an array's tasks
+    elapsed_seconds: int
+    time_limit_minutes: int | None  # per task; None = unlimited
+    alloc_cpus: int
+    cpu_time_seconds: int  # CPUTimeRAW: elapsed x allocated CPUs
+    total_cpu_ms: int  # TotalCPU over the steps: user + system time the processes used
+    max_rss_kib: int | None  # largest MaxRSS of any step; None when never sampled
+    requested_mem_kib: int | None  # ReqMem of one task (whole job, all nodes)
+    gpus: int
+    gpu_seconds: int  # GPUs x elapsed
+
+    @property
+    def cpu_efficiency(self) -> float | None:
+        """TotalCPU / CPUTime as a fraction (seff's "CPU Efficiency")."""
+        return self.total_cpu_ms / 1000 / self.cpu_time_seconds if self.cpu_time_seconds else None
+
+    @property
+    def memory_efficiency(self) -> float | None:
+        """MaxRSS / requested memory as a fraction (seff's "Memory Efficiency")."""
+        if self.max_rss_kib is None or not self.requested_mem_kib:
+            return None
+        return self.max_rss_kib / self.requested_mem_kib
+
+    @property
+    def time_used(self) -> float | None:
+        """Elapsed / time limit as a fraction; None without a limit."""
+        return self.elapsed_seconds / (self.time_limit_minutes * 60) if self.time_limit_minutes else None
+
+
+
+@dataclass(frozen=True)
 class QosInfo:
     """A QOS as ``sacctmgr show qos`` lists it; limits the portal checks a job against."""
     name: str
