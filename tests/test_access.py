@@ -149,6 +149,8 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_jobs.list_jobs": (SIGNED_IN, "GET"),
     "api_jobs.get_job": (PROJECT_MEMBER, "GET"),
     "api_jobs.cancel": (PROJECT_MEMBER, "POST"),
+    "api_jobs.preview_resubmission": (PROJECT_MEMBER, "POST"),
+    "api_jobs.resubmit": (PROJECT_MEMBER, "POST"),
 }
 
 PERSONAS = {

@@ -133,8 +133,8 @@ def test_output_is_read_only_from_regular_files_under_the_root_never_through_lin
     with app.app_context():
         job = SubmittedJob(slurm_job_id="77", unix_user="jobtester", workdir=str(root / "jobtester"))
         tails = output_tails(job)
-        assert [name for name, _ in tails] == ["slurm-77.out"]
-        assert tails[0][1].endswith("last line\n") and len(tails[0][1]) <= 16 * 1024
+        assert [tail.file for tail in tails] == ["slurm-77.out"]
+        assert tails[0].text.endswith("last line\n") and len(tails[0].text) <= 16 * 1024
         assert output_tails(SubmittedJob(slurm_job_id="78", unix_user="jobtester", workdir=str(root / "jobtester"))) == []
         # The user's folder swapped for a link to somewhere else: nothing is read.
         (root / "jobtester").rename(root / "moved")

@@ -3,9 +3,12 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
+from portal.extensions import db
 from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, jobs_visible_to, plan_by_ids,
                                     submit_job, visible_job)
+from portal.jobs.operations import plan_resubmission, resubmit_job
 from portal.jobs.output import output_tails
+from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError
 
 blp = Blueprint("api_jobs", __name__, description="Job templates and jobs submitted through the portal")
@@ -71,9 +74,44 @@ class JobSchema(Schema):
     parameters = fields.Dict()
 
 
+class EfficiencySchema(Schema):
+    """As seff reports it; fractions are 0..1 (CPU efficiency can exceed 1 only through rounding)."""
+    read_at = fields.DateTime(metadata={"description": "when it was read from Slurm's accounting (UTC)"})
+    state = fields.Str()
+    exit_code = fields.Str(allow_none=True, metadata={"description": "Slurm's EXIT:SIGNAL"})
+    tasks = fields.Int(metadata={"description": "allocations counted: 1, or an array job's tasks"})
+    elapsed_seconds = fields.Int()
+    time_limit_minutes = fields.Int(allow_none=True)
+    time_used = fields.Function(lambda r: r.value().time_used, allow_none=True,
+                                metadata={"description": "elapsed / time limit"})
+    alloc_cpus = fields.Int()
+    cpu_time_seconds = fields.Int(metadata={"description": "CPUTime: elapsed x allocated CPUs"})
+    total_cpu_seconds = fields.Function(lambda r: r.total_cpu_ms / 1000,
+                                        metadata={"description": "TotalCPU: user + system time of all steps"})
+    cpu_efficiency = fields.Function(lambda r: r.value().cpu_efficiency, allow_none=True,
+                                     metadata={"description": "TotalCPU / CPUTime"})
+    max_rss_kib = fields.Int(allow_none=True, metadata={"description": "largest MaxRSS of any step"})
+    requested_mem_kib = fields.Int(allow_none=True, metadata={"description": "ReqMem"})
+    memory_efficiency = fields.Function(lambda r: r.value().memory_efficiency, allow_none=True,
+                                        metadata={"description": "MaxRSS / ReqMem"})
+    gpus = fields.Int()
+    gpu_seconds = fields.Int(metadata={"description": "GPUs x elapsed"})
+
+
 class JobDetailSchema(JobSchema):
     script = fields.Str()
-    output = fields.Function(lambda job: [{"file": name, "tail": text} for name, text in output_tails(job)])
+    output = fields.Function(lambda job: [{"file": t.file, "stream": t.stream, "tail": t.text}
+                                          for t in output_tails(job)],
+                             metadata={"description": "the last 16 KiB of each output and error file"})
+    efficiency = fields.Nested(EfficiencySchema, allow_none=True,
+                               metadata={"description": "once the job has ended and accounting has it"})
+
+
+class ResubmitSchema(Schema):
+    values = fields.Dict(keys=fields.Str(), load_default=dict,
+                         metadata={"description": "parameters to change; the others are the job's"})
+    job_name = fields.Str(load_default=None, validate=validate.Length(max=200))
+    partition_id = fields.Int(load_default=None, validate=validate.Range(1, 2**31 - 1))
 
 
 @blp.route("/templates")
@@ -110,11 +148,15 @@ def preview(request_data):
 @blp.alt_response(503, description="Slurm did not accept the job")
 def submit(request_data):
     """Submit a job as the caller's Unix account, charged to the project's grant."""
-    plan = _plan(request_data)
+    return _submitted(_plan(request_data), lambda plan: submit_job(plan, current_user))
+
+
+def _submitted(plan, submit):
+    """422 with the errors of a plan that does not pass, 503 when Slurm refuses, else the new job."""
     if not plan.ok:
         abort(422, message=_("The job was not submitted."), errors=plan.errors)
     try:
-        return submit_job(plan, current_user)
+        return submit(plan)
     except (JobError, SchedulerError) as exc:
         abort(503, message=_("Slurm did not accept the job: %(error)s", error=str(exc)))
 
@@ -144,3 +186,33 @@ def cancel(job_id: int):
     except SchedulerError as exc:
         abort(503, message=_("Slurm did not cancel the job: %(error)s", error=str(exc)))
     return job
+
+
+def _resubmission(job_id: int, request_data):
+    job = visible_job(current_user, job_id) or abort(404)
+    partition = None
+    if request_data["partition_id"] is not None:
+        partition = db.session.get(Partition, request_data["partition_id"]) or abort(
+            404, message=_("No such partition."))
+    plan = plan_resubmission(current_user, job, request_data["values"], request_data["job_name"], partition)
+    return job, plan or abort(404, message=_("The job's template no longer exists."))
+
+
+@blp.route("/<int:job_id>/resubmit/preview", methods=["POST"])
+@blp.arguments(ResubmitSchema)
+@blp.response(200, PreviewSchema)
+def preview_resubmission(request_data, job_id: int):
+    """Check the job again with some values changed, and show the exact script."""
+    return _resubmission(job_id, request_data)[1]
+
+
+@blp.route("/<int:job_id>/resubmit", methods=["POST"])
+@blp.arguments(ResubmitSchema)
+@blp.response(201, JobSchema)
+@blp.alt_response(422, description="The changed request breaks a limit")
+@blp.alt_response(503, description="Slurm did not accept the job")
+def resubmit(request_data, job_id: int):
+    """Submit a new job like this one (template, project, partition, parameters) with the given changes,
+    as the caller's Unix account."""
+    job, plan = _resubmission(job_id, request_data)
+    return _submitted(plan, lambda checked: resubmit_job(checked, current_user, job))

@@ -182,12 +182,9 @@ class ReconcilerService:
                           + ("" if outcome.run.succeeded else f": {outcome.run.error}"))
 
     def refresh_job_states(self) -> None:
-        from portal.jobs.models import SubmittedJob
-        from portal.jobs.operations import refresh_states
-        from portal.slurm.types import JobState
+        from portal.jobs.operations import jobs_to_follow, refresh_states
 
-        unfinished = [s.value for s in JobState if not s.is_final]
-        jobs = list(db.session.scalars(select(SubmittedJob).where(SubmittedJob.last_state.in_(unfinished))))
+        jobs = jobs_to_follow()  # unfinished ones, and ended ones whose efficiency is not read yet
         if jobs:
             problem = refresh_states(jobs)
             db.session.commit()

@@ -8,10 +8,12 @@ from flask_wtf import FlaskForm
 
 from portal.extensions import db
 from portal.identity.access import staff_required
-from portal.jobs.forms import job_form
+from portal.jobs.efficiency import efficiency_facts
+from portal.jobs.forms import PREFIX, job_form
 from portal.jobs.operations import (JobError, cancel_job, hours_text, job_template, job_templates, jobs_visible_to,
                                     limits_text, offered_partitions, plan_job,
                                     submit_job, submittable_projects, visible_job)
+from portal.jobs.operations import resubmission_values, resubmit_job
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError
@@ -32,8 +34,9 @@ def index():
 @bp.route("/new/<template>", methods=["GET", "POST"])
 def new(template: str):
     spec = job_template(template) or abort(404)
+    source = _source_job(spec)  # "submit again with changes": the form starts from that job
     projects, partitions = submittable_projects(current_user), offered_partitions(spec)
-    form = job_form(spec, projects, partitions)
+    form = job_form(spec, projects, partitions, **(_prefilled(source, spec) if source and request.method == "GET" else {}))
     plan, general = None, []
     chosen = db.session.get(Partition, form.partition.data) if form.partition.data else None
     chosen = chosen if chosen in partitions else (partitions[0] if partitions else None)
@@ -46,7 +49,7 @@ def new(template: str):
             general = form.attach_errors(plan.errors)
             if plan.ok and request.form.get("action") == "submit":
                 try:
-                    job = submit_job(plan, current_user)
+                    job = resubmit_job(plan, current_user, source) if source else submit_job(plan, current_user)
                 except (JobError, SchedulerError) as exc:
                     general.append(_("Slurm did not accept the job: %(error)s", error=str(exc)))
                 else:
@@ -62,7 +65,27 @@ def new(template: str):
 @bp.route("/<int:job_id>")
 def detail(job_id: int):
     job = visible_job(current_user, job_id) or abort(404)
-    return render_template("jobs/detail.html", job=job, problem=None, tails=output_tails(job), form=FlaskForm())
+    efficiency = efficiency_facts(job.efficiency.value()) if job.efficiency else None
+    return render_template("jobs/detail.html", job=job, problem=None, tails=output_tails(job), form=FlaskForm(),
+                           efficiency=efficiency)
+
+
+def _source_job(spec):
+    """The job named by ``?from=ID``: one the user may see, made from this template (else 404)."""
+    if "from" not in request.args:
+        return None
+    job_id = request.args.get("from", type=int)
+    job = visible_job(current_user, job_id) if job_id else None
+    if job is None or job.template != spec.name:
+        abort(404)
+    return job
+
+
+def _prefilled(job, spec) -> dict:
+    """Form data: the job's project, partition, name and parameters."""
+    values = {PREFIX + name: value if spec.params[name].type == "bool" else "" if value is None else str(value)
+              for name, value in resubmission_values(job, spec).items()}
+    return {"project": job.project_id, "partition": job.partition_id, "job_name": job.job_name, **values}
 
 
 @bp.route("/<int:job_id>/cancel", methods=["POST"])

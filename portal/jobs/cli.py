@@ -9,6 +9,10 @@ from portal.extensions import db
 from portal.identity.models import User
 from portal.jobs.operations import (JobError, JobPlan, cancel_job, hours_text, job_template, job_templates, jobs_visible_to,
                                     plan_job, refresh_states, submit_job, visible_job)
+from portal.jobs.efficiency import efficiency_facts
+from portal.jobs.models import SubmittedJob
+from portal.jobs.operations import plan_resubmission, resubmit_job
+from portal.jobs.output import output_tails
 from portal.projects.models import Project
 from portal.sites.models import Partition, Site
 from portal.slurm.errors import SchedulerError
@@ -40,13 +44,17 @@ def _plan(template_name: str, email: str, project_code: str, partition_name: str
     if len(partitions) != 1:
         raise click.ClickException(f"{'No' if not partitions else 'More than one'} partition {partition_name!r}"
                                    " (use SITE/PARTITION).")
+    return user, plan_job(user, template, project, partitions[0], _settings(settings), job_name)
+
+
+def _settings(settings: tuple[str, ...]) -> dict[str, str]:
     values = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
             raise click.ClickException(f"--set {item!r}: use NAME=VALUE")
         values[key] = value
-    return user, plan_job(user, template, project, partitions[0], values, job_name)
+    return values
 
 
 def _report(plan: JobPlan) -> None:
@@ -135,13 +143,66 @@ def list_jobs(email: str):
 @click.option("--email", required=True)
 def cancel(job_id: int, email: str):
     """Cancel a portal job (by its portal id) as the given user."""
-    user = _user(email)
-    job = visible_job(user, job_id)
-    if job is None:
-        raise click.ClickException(f"No job {job_id} that {email} may see.")
+    user, job = _visible_job(job_id, email)
     try:
         cancel_job(job, user)
     except (JobError, SchedulerError) as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"Cancelled job {job.slurm_job_id}")
+
+
+def _visible_job(job_id: int, email: str) -> tuple[User, SubmittedJob]:
+    user = _user(email)
+    job = visible_job(user, job_id)
+    if job is None:
+        raise click.ClickException(f"No job {job_id} that {email} may see.")
+    return user, job
+
+
+@jobs_cli.command("show")
+@click.argument("job_id", type=int)
+@click.option("--email", required=True)
+def show(job_id: int, email: str):
+    """A portal job as its page shows it: state and reason as last read from Slurm, efficiency
+    once it has ended, and the end of its output and error files."""
+    _user_, job = _visible_job(job_id, email)
+    click.echo(f"job {job.slurm_job_id} (portal job {job.id}) {job.job_name}: template {job.template},"
+               f" project {job.project.code}, partition {job.partition.label}, runs as {job.unix_user}")
+    seen = f"as of {job.state_seen_at:%Y-%m-%d %H:%M:%S} UTC" if job.state_seen_at else "not read from Slurm yet"
+    click.echo(f"state: {job.last_state}{f' ({job.last_reason})' if job.last_reason else ''}, {seen}")
+    if job.efficiency is not None:
+        for label, text in efficiency_facts(job.efficiency.value()):
+            click.echo(f"{label}: {text}")
+    else:
+        click.echo("efficiency: not read yet (shown once the job has ended and Slurm's accounting has it)")
+    for tail in output_tails(job):
+        click.echo(f"--- {tail.file} ({tail.stream}) ---")
+        click.echo(tail.text, nl=not tail.text.endswith("\n"))
+
+
+@jobs_cli.command("resubmit")
+@click.argument("job_id", type=int)
+@click.option("--email", required=True, help="The portal user who submits the new job.")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="A parameter to change.")
+@click.option("--job-name")
+@click.option("--dry-run", is_flag=True, help="Check and print the script; submit nothing.")
+def resubmit(job_id: int, email: str, settings, job_name, dry_run: bool):
+    """Submit a job again (same template, project, partition, parameters) with some values changed."""
+    user, source = _visible_job(job_id, email)
+    plan = plan_resubmission(user, source, _settings(settings), job_name)
+    if plan is None:
+        raise click.ClickException(f"The template {source.template!r} of job {job_id} no longer exists.")
+    _report(plan)
+    if dry_run:
+        if plan.script:
+            click.echo(plan.script, nl=False)
+        if not plan.ok:
+            raise click.ClickException("The request does not pass the checks above.")
+        return
+    try:
+        job = resubmit_job(plan, user, source)
+    except (JobError, SchedulerError) as exc:
+        raise click.ClickException(f"Not submitted: {exc}") from None
+    db.session.commit()
+    click.echo(f"Submitted job {job.slurm_job_id} (portal job {job.id}) like job {source.slurm_job_id}, in {job.workdir}")

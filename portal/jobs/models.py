@@ -4,13 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
 from portal.identity.models import User
 from portal.projects.models import Project, ProjectRole
 from portal.sites.models import Partition
+from portal.slurm.types import JobEfficiency, JobState
 
 
 class SubmittedJob(db.Model):
@@ -39,6 +40,8 @@ class SubmittedJob(db.Model):
     project: Mapped[Project] = relationship()
     partition: Mapped[Partition] = relationship(lazy="joined")
     user: Mapped[User] = relationship()
+    efficiency: Mapped[JobEfficiencyRecord | None] = relationship(back_populates="job", cascade="all, delete-orphan",
+                                                                  lazy="selectin")
 
     def can_view(self, user: User) -> bool:
         return self.project.can_view(user)
@@ -48,3 +51,39 @@ class SubmittedJob(db.Model):
             return True
         membership = self.project.membership_of(user)
         return membership is not None and membership.role in (ProjectRole.PI, ProjectRole.CO_PI)
+
+
+class JobEfficiencyRecord(db.Model):
+    """How an ended job used its allocation, read once from accounting (see JobEfficiency)."""
+    __tablename__ = "job_efficiencies"
+    __table_args__ = tuple(CheckConstraint(f"{column} >= 0", name=f"{column}_not_negative") for column in (
+        "tasks", "elapsed_seconds", "alloc_cpus", "cpu_time_seconds", "total_cpu_ms", "gpus", "gpu_seconds"))
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("submitted_jobs.id", ondelete="CASCADE"), primary_key=True)
+    read_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    state: Mapped[str] = mapped_column(String(32))
+    exit_code: Mapped[str | None] = mapped_column(String(16))
+    tasks: Mapped[int]
+    elapsed_seconds: Mapped[int] = mapped_column(BigInteger)
+    time_limit_minutes: Mapped[int | None]
+    alloc_cpus: Mapped[int]
+    cpu_time_seconds: Mapped[int] = mapped_column(BigInteger)
+    total_cpu_ms: Mapped[int] = mapped_column(BigInteger)
+    max_rss_kib: Mapped[int | None] = mapped_column(BigInteger)
+    requested_mem_kib: Mapped[int | None] = mapped_column(BigInteger)
+    gpus: Mapped[int]
+    gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+
+    job: Mapped[SubmittedJob] = relationship(back_populates="efficiency")
+
+    _FIELDS = ("exit_code", "tasks", "elapsed_seconds", "time_limit_minutes", "alloc_cpus", "cpu_time_seconds",
+               "total_cpu_ms", "max_rss_kib", "requested_mem_kib", "gpus", "gpu_seconds")
+
+    @classmethod
+    def of(cls, value: JobEfficiency) -> JobEfficiencyRecord:
+        return cls(state=value.state.value, **{name: getattr(value, name) for name in cls._FIELDS})
+
+    def value(self) -> JobEfficiency:
+        """The stored numbers as the scheduler-neutral value, whose properties do the arithmetic."""
+        return JobEfficiency(job_id=self.job.slurm_job_id, state=JobState(self.state),
+                             **{name: getattr(self, name) for name in self._FIELDS})

@@ -350,6 +350,18 @@ def submit_job(plan: JobPlan, user: User) -> SubmittedJob:
 
 
 # ---- following --------------------------------------------------------------------------------
+from collections.abc import Mapping  # noqa: E402  (this part's own imports)
+from datetime import timedelta  # noqa: E402
+
+from sqlalchemy import and_, or_  # noqa: E402
+
+from portal.jobs.models import JobEfficiencyRecord  # noqa: E402
+
+# How long after a job ended the portal keeps asking accounting for its efficiency (accounting
+# usually has it within seconds; a step left "RUNNING" by a failed node never completes).
+EFFICIENCY_WINDOW = timedelta(hours=1)
+
+
 def jobs_visible_to(user: User, project: Project | None = None, limit: int = 200) -> list[SubmittedJob]:
     query = select(SubmittedJob).order_by(SubmittedJob.id.desc()).limit(limit)
     if project is not None:
@@ -381,22 +393,46 @@ def _combined(job: SubmittedJob, statuses: list[JobStatus]) -> tuple[str, str | 
     return chosen.state.value, chosen.reason
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _wants_efficiency(job: SubmittedJob, now: datetime) -> bool:
+    return (JobState(job.last_state).is_final and job.efficiency is None and job.state_seen_at is not None
+            and now - job.state_seen_at < EFFICIENCY_WINDOW)
+
+
+def jobs_to_follow() -> list[SubmittedJob]:
+    """Jobs whose state may still change, and jobs that ended lately whose efficiency
+    accounting has not given yet: what the reconciler service refreshes."""
+    unfinished = [s.value for s in JobState if not s.is_final]
+    return list(db.session.scalars(select(SubmittedJob).where(or_(
+        SubmittedJob.last_state.in_(unfinished),
+        and_(SubmittedJob.state_seen_at >= _now() - EFFICIENCY_WINDOW, ~SubmittedJob.efficiency.has())))))
+
+
 def refresh_states(jobs: list[SubmittedJob]) -> str | None:
-    """Ask Slurm for the state of every unfinished job; returns an error note, or None."""
-    open_jobs = [j for j in jobs if not JobState(j.last_state).is_final]
+    """Ask Slurm for the state of every unfinished job, and, once a job has ended, for its
+    efficiency (read once and stored: pages never run sacct). Returns an error note, or None."""
+    now = _now()
+    open_jobs = [j for j in jobs if not JobState(j.last_state).is_final or _wants_efficiency(j, now)]
     errors = []
     for site_id in {j.site_id for j in open_jobs}:
         on_site = [j for j in open_jobs if j.site_id == site_id]
         scheduler = scheduler_for(on_site[0].partition.site)
         try:
             queue = scheduler.jobs()
-            for job in on_site:
+            for job in (j for j in on_site if not JobState(j.last_state).is_final):
                 seen = _combined(job, queue)
                 if seen is None:  # left the queue: accounting knows how it ended
                     finished = scheduler.job(job.slurm_job_id)
                     seen = finished.state.value, finished.reason
                 job.last_state, job.last_reason = seen[0], (seen[1] or None) and seen[1][:200]
-                job.state_seen_at = datetime.now(timezone.utc).replace(tzinfo=None)
+                job.state_seen_at = now
+            for job in (j for j in on_site if _wants_efficiency(j, now)):
+                measured = scheduler.job_efficiency(job.slurm_job_id)
+                if measured is not None:  # None: accounting has not caught up; the next pass asks again
+                    job.efficiency = JobEfficiencyRecord.of(measured)
         except SchedulerError as exc:
             errors.append(str(exc))
     db.session.flush()
@@ -409,3 +445,27 @@ def cancel_job(job: SubmittedJob, user: User) -> None:
     scheduler_for(job.partition.site).cancel(job.slurm_job_id)
     record("job.cancel", user, f"job:{job.id}", {"slurm_job_id": job.slurm_job_id})
     db.session.flush()
+
+
+# ---- submitting again with changes ------------------------------------------------------------
+def resubmission_values(job: SubmittedJob, template: JobTemplate) -> dict[str, Any]:
+    """The job's parameters that its template still takes: the starting point of a resubmission."""
+    return {name: value for name, value in job.parameters.items() if name in template.params}
+
+
+def plan_resubmission(user: User, job: SubmittedJob, changes: Mapping[str, Any], job_name: str | None = None,
+                      partition: Partition | None = None) -> JobPlan | None:
+    """plan_job with the job's template, project, partition and parameters, changed by
+    ``changes`` (checked as any request is); None when the template is gone."""
+    template = job_template(job.template)
+    if template is None:
+        return None
+    values = {**resubmission_values(job, template), **changes}
+    return plan_job(user, template, job.project, partition or job.partition, values, job_name or job.job_name)
+
+
+def resubmit_job(plan: JobPlan, user: User, source: SubmittedJob) -> SubmittedJob:
+    job = submit_job(plan, user)
+    record("job.resubmit", user, f"job:{job.id}", {"from_job": source.id, "slurm_job_id": job.slurm_job_id,
+                                                   "from_slurm_job_id": source.slurm_job_id})
+    return job
