@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import format_decimal, format_percent
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from portal.slurm.types import JobEfficiency
 
@@ -34,9 +35,10 @@ def efficiency_facts(eff: JobEfficiency) -> list[tuple[str, str]]:
     if eff.cpu_efficiency is None:
         cpu = _("no CPU time allocated (the job did not run)")
     else:
-        cpu = _("%(percent)s of %(walltime)s core-walltime (%(cpus)d CPUs); CPU used %(used)s",
-                percent=_percent(eff.cpu_efficiency), walltime=duration_text(eff.cpu_time_seconds),
-                cpus=eff.alloc_cpus, used=duration_text(eff.total_cpu_ms / 1000))
+        cpu = ngettext("%(percent)s of %(walltime)s core-walltime (%(num)d CPU); CPU used %(used)s",
+                       "%(percent)s of %(walltime)s core-walltime (%(num)d CPUs); CPU used %(used)s",
+                       eff.alloc_cpus, percent=_percent(eff.cpu_efficiency),
+                       walltime=duration_text(eff.cpu_time_seconds), used=duration_text(eff.total_cpu_ms / 1000))
     facts.append((_("CPU efficiency"), cpu))
     if eff.max_rss_kib is None:
         memory = _("not measured (the job ended before Slurm sampled its memory)")
@@ -47,7 +49,8 @@ def efficiency_facts(eff: JobEfficiency) -> list[tuple[str, str]]:
                    percent=_percent(eff.memory_efficiency), requested=_mib(eff.requested_mem_kib or 0))
     facts.append((_("Memory high-water mark"), memory))
     if eff.gpus:
-        gpu = _("%(time)s (%(n)d GPUs × elapsed)", time=duration_text(eff.gpu_seconds), n=eff.gpus)
+        gpu = ngettext("%(time)s (%(num)d GPU × elapsed)", "%(time)s (%(num)d GPUs × elapsed)", eff.gpus,
+                       time=duration_text(eff.gpu_seconds))
     else:
         gpu = _("none (no GPUs allocated)")
     facts.append((_("GPU-time"), gpu))
