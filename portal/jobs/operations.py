@@ -190,7 +190,7 @@ def _check_options(plan: JobPlan, user: User, res: Resources, live: bool) -> Non
         try:
             found = live_problems(plan.template, plan.partition, res, scheduler_for(plan.partition.site))
         except (SchedulerError, NotImplementedError) as exc:
-            plan.refuse(where.get("--qos") or where.get("--constraint") or "partition", _(
+            plan.refuse(where.get("--qos" if res.qos is not None else "--constraint", "partition"), _(
                 "--qos/--constraint could not be checked against Slurm: %(error)s", error=str(exc)[:200]))
         else:
             for key, messages in found.items():
