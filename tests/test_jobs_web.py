@@ -24,7 +24,7 @@ def form_data(page: str, world, **values) -> dict:
 def test_the_form_shows_limits_beside_fields_and_previews_the_exact_script(app, job_world):
     client = signed_in(app, job_world.member)
     index = client.get("/jobs/").get_data(as_text=True)
-    assert "Serial (one core)" in index and "/jobs/new/mpi" in index
+    assert "Plain job (your command)" in index and "/jobs/new/mpi" in index
     page = client.get("/jobs/new/mpi").get_data(as_text=True)
     assert "MaxTime 60 min" in page and "MaxNodes 1" in page and "Żółć projekt" in page
     response = client.post("/jobs/new/mpi", data=form_data(page, job_world, ntasks="2", time="20"))
@@ -53,8 +53,8 @@ def test_over_the_limit_the_message_stands_next_to_the_field_and_nothing_is_subm
 def test_hostile_form_values_are_refused_at_the_field(app, job_world):
     client = signed_in(app, job_world.member)
     page = client.get("/jobs/new/array").get_data(as_text=True)
-    html = client.post("/jobs/new/array", data=form_data(page, job_world, prefix="x\n#SBATCH --uid=0")).get_data(as_text=True)
-    assert "prefix: line breaks and control characters are not allowed" in html
+    html = client.post("/jobs/new/array", data=form_data(page, job_world, inputs="x\n#SBATCH --uid=0")).get_data(as_text=True)
+    assert "inputs: line breaks and control characters are not allowed" in html
     assert "--uid=0" not in html.split("</form>")[-1]
 
 
@@ -84,7 +84,10 @@ def test_api_lists_templates_and_previews_with_numbers(app, job_world):
     client = signed_in(app, job_world.member)
     templates = client.get("/api/jobs/templates").get_json()
     mpi = next(t for t in templates if t["name"] == "mpi")
-    assert {p["name"]: p["feeds"] for p in mpi["params"]} == {"time": "--time", "nodes": "--nodes", "ntasks": "--ntasks"}
+    assert {p["name"]: p["feeds"] for p in mpi["params"]} == {
+        "time": "--time", "nodes": "--nodes", "ntasks": "--ntasks", "per_node": "--ntasks-per-node",
+        "exclusive": "--exclusive", "program": "var", "setup": "var", "workdir": "--chdir", "output": "--output",
+        "mail": "--mail-type", "after": "--dependency", "qos": "--qos", "constraint": "--constraint"}
     token = csrf_token_from(client.get("/jobs/").get_data(as_text=True))
     body = {"template": "mpi", "project_id": job_world.project_id, "partition_id": job_world.partition_ids["debug"],
             "values": {"ntasks": 2, "time": "90"}}
@@ -104,7 +107,7 @@ def test_staff_see_broken_templates_with_file_and_line(app, job_world, make_user
     monkeypatch.setitem(app.config, "JOB_TEMPLATES_DIR", str(tmp_path))
     staff = make_user(Role.STAFF)
     html = signed_in(app, staff).get("/jobs/templates/problems").get_data(as_text=True)
-    assert "broken.json" in html and "<td>2</td>" in html and "8 templates loaded" in html
+    assert "broken.json" in html and "<td>2</td>" in html and "9 templates loaded" in html
     assert signed_in(app, job_world.member).get("/jobs/templates/problems").status_code == 403
 
 
@@ -142,3 +145,31 @@ def test_output_is_read_only_from_regular_files_under_the_root_never_through_lin
         assert output_tails(job) == []
         # A stored folder outside the configured root is never read.
         assert output_tails(SubmittedJob(slurm_job_id="77", unix_user="moved", workdir=str(tmp_path / "x" / "moved"))) == []
+
+
+def test_a_misspelt_parameter_is_refused_in_the_api_and_the_cli(app, job_world):
+    client = signed_in(app, job_world.member)
+    token = csrf_token_from(client.get("/jobs/").get_data(as_text=True))
+    body = {"template": "serial", "project_id": job_world.project_id, "partition_id": job_world.partition_ids["cpu"],
+            "values": {"tme": "600"}}
+    refused = client.post("/api/jobs", json=body, headers={"X-CSRFToken": token})
+    assert refused.status_code == 422
+    message = ("unknown parameter 'tme'; this template takes: time, mem, cpus, command, label, work, workdir, output,"
+               " mail, after, qos, constraint")
+    assert refused.get_json()["errors"] == {"tme": [message]}
+    with app.app_context():
+        code = job_world.project().code
+    result = app.test_cli_runner().invoke(args=["jobs", "render", "serial", "--email", job_world.member[1], "--project",
+                                                code, "--partition", "cpu", "--set", "tme=600"])
+    assert result.exit_code == 1 and f"tme: {message}" in result.output
+
+
+def test_the_users_command_is_a_text_area_and_previews_quoted_after_the_header(app, job_world):
+    client = signed_in(app, job_world.member)
+    page = client.get("/jobs/new/serial").get_data(as_text=True)
+    assert '<textarea' in page and 'name="p_command"' in page
+    command = 'for f in *.txt; do\n  echo "$f: $(wc -l < "$f")"\ndone\n#SBATCH --uid=0\n'
+    html = client.post("/jobs/new/serial", data=form_data(page, job_world, command=command.replace("\n", "\r\n"),
+                                                          time="3")).get_data(as_text=True)
+    assert "commands=&#39;for f in *.txt; do\n  echo &#34;$f: $(wc -l &lt; &#34;$f&#34;)&#34;\ndone\n#SBATCH --uid=0\n&#39;" in html
+    assert html.split('id="script-preview"')[1].count("#SBATCH --uid=0") == 1  # inside the quoted word only

@@ -1,6 +1,6 @@
 """The job form: the project, the partition, a job name, then one field per template parameter.
 
-Every parameter field is plain text (or a select / checkbox): the values are checked by the
+Every parameter field is plain text (a text area for a script, a select, a checkbox): the values are checked by the
 template's schema in :func:`portal.jobs.operations.plan_job`, so the web page, the API and
 the command line refuse exactly the same things with the same messages.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
 from portal.jobs.templates import JobTemplate
@@ -51,6 +51,9 @@ def job_form(template: JobTemplate, projects: list[Project], partitions: list[Pa
         elif param.type == "bool":
             fields[PREFIX + param.name] = BooleanField(param.label, default=bool(param.default),
                                                        description=description)
+        elif param.type == "script":
+            fields[PREFIX + param.name] = TextAreaField(param.label, default=param.default, description=description,
+                                                        render_kw={"rows": 6, "cols": 72, "spellcheck": "false"})
         else:
             fields[PREFIX + param.name] = StringField(param.label, default=None if param.default is None
                                                       else str(param.default), description=description)
