@@ -225,7 +225,6 @@ class JobEfficiency:
         return self.elapsed_seconds / (self.time_limit_minutes * 60) if self.time_limit_minutes else None
 
 
-
 @dataclass(frozen=True)
 class QosInfo:
     """A QOS as ``sacctmgr show qos`` lists it; limits the portal checks a job against."""
