@@ -171,7 +171,6 @@ class CliScheduler(Scheduler):
                                   f"--format={','.join(EFFICIENCY_FIELDS)}"])
         return efficiency_from_sacct(output, job_id)
 
-
     # ---- accounting ---------------------------------------------------------------------
     def sacctmgr(self, args: Sequence[str]) -> str:
         """Run one sacctmgr command without prompting; 'nothing to do' counts as success.
