@@ -184,3 +184,25 @@ def test_a_dependent_job_starts_only_after_its_parent_completed(app, cluster_job
     first, second = slurm_scheduler.job(parent), slurm_scheduler.job(child)
     assert first.state is JobState.COMPLETED and second.state is JobState.COMPLETED
     assert second.start_time >= first.end_time
+
+
+def test_the_preview_says_when_slurm_is_not_ready_for_the_project_yet(app, cluster_job_world, slurm_scheduler):
+    world = cluster_job_world
+    account = f"{world.account}_debug"
+    slurm_scheduler.remove_user(account, world.unix_user)
+    wait_for(lambda: not slurm_scheduler.association_ready(account, world.unix_user), timeout=30,
+             what="the controller to forget the association")
+    try:
+        with app.app_context():
+            plan = plan_job(world.user(), job_templates()[0]["serial"], world.project(), world.partition("debug"),
+                            {"time": "2"})
+            assert not plan.ok
+            assert plan.errors["partition"] == [
+                f"Slurm is not ready for project {world.project().code} yet: {world.unix_user} in account {account} is"
+                " waiting for Slurm (the portal applies the change within a minute); try again shortly"]
+    finally:
+        slurm_scheduler.add_user(account, world.unix_user, partition="debug")
+    slurm_scheduler.wait_for_association(account, world.unix_user)
+    with app.app_context():
+        assert plan_job(world.user(), job_templates()[0]["serial"], world.project(), world.partition("debug"),
+                        {"time": "2"}).ok

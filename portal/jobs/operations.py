@@ -256,6 +256,7 @@ def _check_pool_balance(plan: JobPlan, remaining: int | None) -> None:
         if balance.note:
             plan.notes.append(balance.note)
         remaining, plan.queued_minutes = balance.remaining, balance.queued
+        _check_slurm_ready(plan)
     plan.remaining_minutes = remaining
     if plan.cost_minutes > remaining:
         plan.refuse("partition", _(
@@ -263,6 +264,22 @@ def _check_pool_balance(plan: JobPlan, remaining: int | None) -> None:
             " (after %(queued)s held by jobs already queued)", cost=hours_text(plan.cost_minutes, plan.kind),
             left=hours_text(max(remaining, 0), plan.kind), p=plan.partition.name,
             queued=hours_text(plan.queued_minutes or 0, plan.kind)))
+
+
+def _check_slurm_ready(plan: JobPlan) -> None:
+    """Refuse while the controller does not yet know the user in the pool's account: sbatch
+    would answer "Invalid account" (the reconciler has not applied the change yet)."""
+    if plan.account is None or plan.unix_user is None:
+        return  # refused already for the missing account or Unix user
+    try:
+        ready = scheduler_for(plan.partition.site).association_ready(plan.account, plan.unix_user)
+    except SchedulerError:
+        return  # the balance's note already says Slurm did not answer
+    if not ready:
+        plan.refuse("partition", _(
+            "Slurm is not ready for project %(code)s yet: %(user)s in account %(account)s is waiting for Slurm"
+            " (the portal applies the change within a minute); try again shortly",
+            code=plan.project.code, user=plan.unix_user, account=plan.account))
 
 
 def plan_by_ids(user: User, template_name: str, project_id: int, partition_id: int, values: dict[str, Any],

@@ -105,6 +105,10 @@ class Scheduler(abc.ABC):
     @abc.abstractmethod
     def remove_user(self, account: str, user: str) -> None: ...
 
+    def association_ready(self, account: str, user: str) -> bool:
+        """Whether the controller would accept jobs for (account, user) now."""
+        return True
+
     def wait_for_association(self, account: str, user: str, timeout: float = 30) -> None:
         """Block until the controller will accept jobs for (account, user).
 

@@ -317,12 +317,15 @@ class CliScheduler(Scheduler):
                        f"account={names.validate_account_name(account)}",
                        *self._cluster_args()])
 
-    def wait_for_association(self, account: str, user: str, timeout: float = 30) -> None:
+    def association_ready(self, account: str, user: str) -> bool:
         argv = ["scontrol", "show", "assoc_mgr", "flags=assoc",
                 f"accounts={names.validate_account_name(account)}",
                 f"users={names.validate_user_name(user)}"]
+        return f"UserName={user}(" in self.runner.run(argv)
+
+    def wait_for_association(self, account: str, user: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
-        while f"UserName={user}(" not in self.runner.run(argv):
+        while not self.association_ready(account, user):
             if time.monotonic() > deadline:
                 raise SchedulerError(f"slurmctld did not learn of {user} in {account}"
                                      f" within {timeout:g} s")
