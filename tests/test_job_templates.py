@@ -220,3 +220,13 @@ def test_qos_and_constraint_are_checked_against_what_slurm_reports(app_ctx, job_
     good = plan_job(job_world.user(), templates["mpi"], job_world.project(), job_world.partition("cpu"),
                     {"qos": "normal", "constraint": "ib&avx512|a100"})
     assert "#SBATCH --qos=normal" in good.script and "#SBATCH --constraint=ib&avx512|a100" in good.script
+
+
+def test_qos_and_node_features_are_parsed_from_slurm_output():
+    from portal.slurm.parsing import node_features_from_sinfo, qos_from_sacctmgr
+
+    qos = qos_from_sacctmgr("normal|||\nlong|2-00:00:00|cpu=8,node=2|gres/gpu=1\n")
+    assert [(q.name, q.max_wall_minutes, dict(q.max_tres_per_job), dict(q.max_tres_per_node)) for q in qos] == [
+        ("normal", None, {}, {}), ("long", 2880, {"cpu": 8, "node": 2}, {"gres/gpu": 1})]
+    nodes = node_features_from_sinfo("n1|(null)\nn2|a100,ib\n")
+    assert [(n.node, sorted(n.features)) for n in nodes] == [("n1", []), ("n2", ["a100", "ib"])]

@@ -206,3 +206,37 @@ def test_the_preview_says_when_slurm_is_not_ready_for_the_project_yet(app, clust
     with app.app_context():
         assert plan_job(world.user(), job_templates()[0]["serial"], world.project(), world.partition("debug"),
                         {"time": "2"}).ok
+
+
+def test_qos_and_features_are_checked_against_this_cluster(app, cluster_job_world, slurm_scheduler):
+    world = cluster_job_world
+    slurm_scheduler.sacctmgr(["add", "qos", "tpltshort", "MaxWall=3", "MaxTRES=cpu=1"])
+    names = sorted(q.name for q in slurm_scheduler.qos())
+    assert "normal" in names and "tpltshort" in names
+    with app.app_context():
+        args = (world.user(), job_templates()[0]["mpi"], world.project(), world.partition("cpu"))
+        unknown = plan_job(*args, {"qos": "nosuch"})
+        assert unknown.errors["qos"] == [f"--qos nosuch: Slurm has no such QOS (it has: {', '.join(names)})"]
+        short = plan_job(*args, {"qos": "tpltshort", "time": "5", "ntasks": "2"})
+        assert short.errors["time"] == ["--time 5 min exceeds QOS tpltshort's MaxWall of 3 min"]
+        assert short.errors["qos"] == ["cpu 2 exceeds QOS tpltshort's MaxTRES of cpu=1"]
+        assert plan_job(*args, {"qos": "normal"}).ok
+        featureless = plan_job(*args, {"constraint": "a100"})
+        assert featureless.errors["constraint"] == [
+            "--constraint a100: no node of partition cpu has feature a100 (features there: -)"]
+
+
+def test_working_and_output_folders_of_the_users_choice(app, cluster_job_world):
+    world = cluster_job_world
+    job_id, slurm_id = _submit(app, world, "serial", "cpu",
+                               {"time": "2", "workdir": "runs/r1", "output": "logs", "command": 'echo "in $PWD"'},
+                               "t-folders")
+    assert wait_for(lambda: _final_state(app, job_id), timeout=120, what="the job to finish") == "COMPLETED"
+    with app.app_context():
+        folder = Path(db.session.get(SubmittedJob, job_id).workdir)
+    text = (folder / "logs" / f"slurm-{slurm_id}.out").read_text()
+    assert f"in {folder}/runs/r1\n" in text
+    assert (folder / "runs" / "r1").stat().st_uid == pwd.getpwnam(world.unix_user).pw_uid
+    client = app.test_client()
+    sign_in(client, world.member[1], world.member[2])
+    assert f"in {folder}/runs/r1" in client.get(f"/jobs/{job_id}").get_data(as_text=True)

@@ -91,6 +91,8 @@ def limits_text(partition: Partition) -> dict[str, str]:
                                                    if n is not None)),
               "--ntasks": _("CPUs: %(n)s", n=per_node), "--cpus-per-task": _("CPUs: %(n)s", n=per_node),
               "--gpus": _("GPUs: %(n)d per node", n=partition.gpus_per_node)}
+    limits["--ntasks-per-node"] = limits["--ntasks"]
+    limits["--gpus-per-node"] = limits["--gpus"]
     if partition.mem_per_node_mb:
         limits["--mem"] = _("%(n)d MB per node", n=partition.mem_per_node_mb)
     return limits
