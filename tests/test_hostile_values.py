@@ -56,7 +56,7 @@ CASES = [(t.name, p.name) for t in TEMPLATES.values() for p in t.params.values()
 
 def assert_bash_parses(script: str) -> None:
     """bash -n: the script parses (and nothing runs while it is checked)."""
-    checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=10)
+    checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=10, check=False)
     assert checked.returncode == 0, checked.stderr
 
 
@@ -155,7 +155,7 @@ def test_staff_bash_with_array_lengths_heredocs_and_quoted_values(app_ctx, job_w
     assert_bash_parses(plan.script)
     # Run the body with a harmless PATH: the value is printed, never run.
     ran = subprocess.run(["bash", "-c", plan.script.split("\n\n", 1)[1]], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=10, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+                         cwd=tmp_path, timeout=10, check=False, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
     assert ran.returncode == 0, ran.stderr
     assert f"note: {note}" in ran.stdout and "uid=0(" not in ran.stdout and "gid=" not in ran.stdout
     assert ran.stdout.startswith("3 items, last d, args 0\n")

@@ -16,7 +16,13 @@ import pytest
 from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
 from portal.jobs.models import SubmittedJob
-from portal.jobs.operations import _user_workdir, job_templates, plan_job, refresh_states, submit_job
+from portal.jobs.operations import (
+    _user_workdir,
+    job_templates,
+    plan_job,
+    refresh_states,
+    submit_job,
+)
 from portal.slurm.types import JobRequest, JobState
 from tests.conftest import sign_in
 from tests.test_hostile_values import HOSTILE
@@ -116,7 +122,7 @@ def _test_only(slurm_scheduler, script: str, world, partition: str) -> subproces
                          job_name="test-only", workdir="/tmp", time_limit_minutes=1, user=world.unix_user)
     argv, env = slurm_scheduler._sbatch_command(request)
     argv = [argv[0], "--test-only"] + [a for a in argv[1:] if not a.startswith(("--time=", "--partition="))]
-    return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=30,
+    return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=30, check=False,
                           env={**slurm_scheduler.runner.base_env(), **env})
 
 
@@ -156,7 +162,7 @@ def test_the_container_template_passes_sbatch_test_only_though_apptainer_is_abse
                          "program": 'python3 train.py --epochs 3 "$HOME"'})
         assert plan.ok, plan.errors
         assert "options+=(--nv)\noptions+=(--bind data:/data:ro)\n" in plan.script
-        assert subprocess.run(["bash", "-n"], input=plan.script, text=True).returncode == 0
+        assert subprocess.run(["bash", "-n"], input=plan.script, text=True, check=False).returncode == 0
         assert _test_only(slurm_scheduler, plan.script, world, "cpu").returncode == 0
 
 
@@ -173,7 +179,7 @@ def test_array_throttle_shows_in_scontrol(app, cluster_job_world, slurm_schedule
 
 def test_a_dependent_job_starts_only_after_its_parent_completed(app, cluster_job_world, slurm_scheduler):
     world = cluster_job_world
-    parent_id, parent = _submit(app, world, "serial", "cpu", {"time": "2", "command": "sleep 6; echo parent done"},
+    _parent_id, parent = _submit(app, world, "serial", "cpu", {"time": "2", "command": "sleep 6; echo parent done"},
                                 "t-parent")
     child_id, child = _submit(app, world, "serial", "cpu", {"time": "2", "after": parent, "command": "echo child"},
                               "t-child")
