@@ -197,3 +197,23 @@ def test_the_sandbox_refuses_reaching_into_python(app_ctx, job_world, tmp_path):
 
     with pytest.raises((SecurityError, UndefinedError)):
         plan_job(job_world.user(), escape["escape"], job_world.project(), job_world.partition("cpu"), {})
+
+
+@pytest.mark.parametrize("text, contexts", [
+    ("echo \0", ["code"]),
+    ('echo "a $(printf %s \0) b"', ["command substitution"]),
+    ("n=${#arr[@]}; echo $# \0", ["code"]),
+    ("cat <<END-X\nEND\n\0\nEND-X\n\0", ["a heredoc", "code"]),  # the delimiter is the whole word
+    ("cat <<E\"O\"F\n\0\nEOF\n\0", ["a heredoc", "code"]),  # bash removes the delimiter's quotes
+    ("cat <<-EOF\n\t\0\n\tEOF\n\0", ["a heredoc", "code"]),
+    ("cat <<A <<B\n\0\nA\n\0\nB\n\0", ["a heredoc", "a heredoc", "code"]),
+    ("cat <<\0\nx\n", ["a heredoc delimiter"]),
+    ("echo a <<< \0", ["code"]),
+    ("echo $'it\\'s \0'", ["a $'...' string"]),
+    ("if (( n > \0 )); then :; fi", ["an arithmetic expression"]),
+    ("echo it\\'s \0 'a # b' \0 # \0", ["code", "code", "a comment"]),
+])
+def test_where_a_value_lands_in_bash(text, contexts):
+    from portal.jobs.shellcontext import landings
+
+    assert [landing.context for landing in landings(text, "\0")] == contexts

@@ -21,7 +21,8 @@ COMMENT, HEREDOC = "a comment", "a heredoc"
 AFTER_DOLLAR = "right after a $"
 SAFE = {CODE, SUBST}
 _WORD_BREAK = set(" \t\n;&|()<>")
-_HEREDOC = re.compile(r"<<(-?)[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z0-9_]+))")
+# The delimiter is a whole word; bash removes its quotes and backslashes (E"O"F means EOF).
+_HEREDOC = re.compile(r"<<(-?)[ \t]*([^\s;&|()<>]+)")
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,14 @@ def landings(text: str, marker: str) -> list[Landing]:
             else:
                 top[1] -= 1
         elif c == "<" and state in (CODE, SUBST):
+            if text.startswith("<<<", i):  # a here-string: a plain word follows
+                i += 3
+                continue
             match = _HEREDOC.match(text, i)
-            if match and not text.startswith("<<<", i):
-                pending.append((match[2] or match[3] or match[4], bool(match[1])))
+            if match:
+                if marker in match[2]:  # a value as the delimiter: where the heredoc ends is the value's
+                    found.append(Landing(match.start(2) + match[2].index(marker), "a heredoc delimiter"))
+                pending.append((re.sub(r"[\"'\\]", "", match[2]), bool(match[1])))
                 i = match.end()
                 continue
         elif c == "\n" and pending:
