@@ -26,6 +26,10 @@ class StopsDaemonMidway(CliScheduler):
         self.cluster_under_test.stop_daemon(self.daemon)
         return super().sacctmgr_load(text)
 
+    def sacctmgr_batch(self, commands, per_process: int = 500) -> int:  # small plans go this way
+        self.cluster_under_test.stop_daemon(self.daemon)
+        return super().sacctmgr_batch(commands, per_process)
+
 
 @pytest.fixture
 def restarts(slurm_cluster):

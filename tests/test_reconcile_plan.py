@@ -35,7 +35,7 @@ def test_an_empty_cluster_gets_parents_first_and_equal_settings_share_one_comman
     assert "sacctmgr -i add account pa,pb cluster=c parent=top GrpTRESMins=cpu=600" in commands
     assert "sacctmgr -i add account pc cluster=c parent=top GrpTRESMins=gres/gpu=120 GrpSubmitJobs=0 GrpJobs=0" in commands
     assert "sacctmgr -i add user ann,bob account=pa partition=cpu cluster=c" in commands
-    load = changes.load_file()
+    (load,) = changes.load_files()
     assert load.index("Parent - 'root'") < load.index("Account - 'top'") < load.index("Parent - 'top'")
     assert "Account - 'pc':GrpTRESMins=gres/gpu=120:GrpSubmitJobs=0:GrpJobs=0" in load
     assert "Parent - 'pa'\nUser - 'ann':Partition='cpu'\nUser - 'bob':Partition='cpu'" in load
@@ -111,3 +111,16 @@ def test_a_project_moved_to_another_pool_is_moved_not_recreated():
     have = actual_state(show("c|top|root", "c|pool1|top", "c|pa|pool1"), "c", "top")
     kinds = [c.kind for c in plan(want, have, "c").commands()]
     assert kinds == ["add_account", "move_account"]
+
+
+def test_a_large_plan_loads_in_bounded_files_parents_first():
+    want = desired(*[(f"p{i:03d}", {"cpu": 60}, None, {(f"u{i:03d}", "cpu")}) for i in range(7)])
+    files = plan(want, actual_state(show("c|root"), "c", "top"), "c").load_files(max_entries=4)
+    assert len(files) == 4  # 1 top + 7 accounts + 7 users = 15 entries
+    assert all(f.startswith("Cluster - 'c'\n") for f in files)
+    first, second = files[0], files[1]
+    assert first.index("Account - 'top'") < first.index("Parent - 'top'")
+    # A file that starts in the middle of a parent's block names the parent again.
+    assert second.startswith("Cluster - 'c'\nParent - 'top'\n") or second.startswith("Cluster - 'c'\nParent - 'p")
+    every_line = [line for f in files for line in f.splitlines() if not line.startswith(("Cluster", "Parent"))]
+    assert len(every_line) == 15 and len(set(every_line)) == 15

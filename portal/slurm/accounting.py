@@ -242,10 +242,16 @@ class Plan:
                                                 self.where_cluster)) for chunk in self.account_removals]
         return commands
 
-    def load_file(self) -> str | None:
-        """The additions and limit changes as one ``sacctmgr load`` file: one process, one commit."""
-        if not (self.new_accounts or self.changed or self.user_adds):
-            return None
+    def load_files(self, max_entries: int = 2000) -> list[str]:
+        """The additions and limit changes as ``sacctmgr load`` files of at most ``max_entries``
+        accounts and users each (each file one process and one slurmdbd commit; parents come
+        before children, in the same file or an earlier one).
+
+        slurmdbd 22.05 renumbers its association tree for every association added, so a load
+        costs about (added) x (already there); a bounded file commits its part in bounded
+        time, where one huge file could run past any timeout and then take far longer to roll
+        back than it ran.
+        """
         blocks: dict[str, list[str]] = defaultdict(list)
         for spec in self.new_accounts:
             blocks[spec.parent].append(_account_line(spec.name, limit_args(dict(spec.tres_mins), spec.submit_jobs,
@@ -257,12 +263,18 @@ class Plan:
             if partition:
                 line += f":Partition='{names.validate_partition_name(partition)}'"
             blocks[account].append(line)
-        lines = [f"Cluster - '{names.validate_account_name(self.cluster)}'"]
-        for parent, entries in blocks.items():
-            lines.append(f"Parent - '{names.validate_account_name(parent)}'")
-            lines += entries
-        return "\n".join(lines) + "\n"
-
+        entries = [(parent, line) for parent, lines in blocks.items() for line in lines]
+        files = []
+        for start in range(0, len(entries), max_entries):
+            lines = [f"Cluster - '{names.validate_account_name(self.cluster)}'"]
+            previous = None
+            for parent, line in entries[start:start + max_entries]:
+                if parent != previous:
+                    lines.append(f"Parent - '{names.validate_account_name(parent)}'")
+                    previous = parent
+                lines.append(line)
+            files.append("\n".join(lines) + "\n")
+        return files
 
 def _partition_arg(partition: str) -> tuple[str, ...]:
     return (f"partition={names.validate_partition_name(partition)}",) if partition else ()
