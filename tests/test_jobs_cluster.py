@@ -54,6 +54,9 @@ SMALL = {
                       "program": 'echo "counted $(wc -l < "$1") lines in $INPUT_FILE"'},
               ["counted 1 lines in inputs/a.txt", "counted 2 lines in inputs/b.txt"]),
     "benchmark": ("cpu", {"time": "3", "ntasks": "2", "benchmarks": "pingpong"}, ["result document:"]),
+    # The shipped tiny model, trained by two processes with gloo (the test cluster's GPUs are fake).
+    "pytorch": ("gpu", {"time": "5", "gpus": "2"}, ["trained on 2 processes", "weight 3.000 bias 2.000",
+                                                    "training finished with status 0"]),
 }
 CANNOT_RUN_HERE = {"container": "neither apptainer nor singularity is installed (apt-cache shows no package)"}
 
@@ -246,3 +249,21 @@ def test_working_and_output_folders_of_the_users_choice(app, cluster_job_world):
     client = app.test_client()
     sign_in(client, world.member[1], world.member[2])
     assert f"in {folder}/runs/r1" in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+
+
+def test_pytorch_trains_across_two_nodes_with_gloo(app, cluster_job_world):
+    """torchrun on each of two nodes, meeting at the rendezvous on the first (the test cluster
+    runs two slurmd on this host; their GPUs are fake, so the processes use gloo on CPUs)."""
+    world = cluster_job_world
+    with app.app_context():
+        nodes = world.partition("gpu").total_nodes
+    assert nodes >= 2, "the test cluster should have two nodes (portal.devcluster --nodes 2)"
+    job_id, slurm_id = _submit(app, world, "pytorch", "gpu", {"time": "5", "nodes": "2", "gpus": "1"}, "t-ddp")
+    state = wait_for(lambda: _final_state(app, job_id), timeout=240, what=f"torchrun job {slurm_id} to finish")
+    client = app.test_client()
+    sign_in(client, world.member[1], world.member[2])
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert state == "COMPLETED", page
+    assert "2 node(s) x 1 process(es)" in page and "weight 3.000 bias 2.000" in page
+    trained = next(line for line in page.splitlines() if "trained on 2 processes" in line)
+    assert "n1/0" in trained and "n2/0" in trained  # one process on each node

@@ -19,6 +19,8 @@ from portal.devcluster.cluster import ClusterError, LocalCluster
 TEST_CLUSTER_DIR = Path(os.environ.get("PORTAL_TEST_SLURM_DIR", "/var/tmp/portal-test-slurm"))
 # Two test sessions at once (e.g. two developers' worktrees) each name their own cluster.
 TEST_CLUSTER_NAME = os.environ.get("PORTAL_TEST_SLURM_NAME", "portaltest")
+# Two slurmd on this host, so multi-node jobs (MPI, torchrun) really span nodes.
+TEST_CLUSTER_NODES = int(os.environ.get("PORTAL_TEST_SLURM_NODES", "2"))
 T = TypeVar("T")
 
 
@@ -41,7 +43,11 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 30, what: str = "co
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME)
+    try:
+        cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME, nodes=TEST_CLUSTER_NODES)
+    except ValueError:  # a throwaway test cluster of another shape from an earlier run: make it anew
+        LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME).destroy()
+        cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME, nodes=TEST_CLUSTER_NODES)
     # A cluster that was already up (another test session, a developer's shell) is shared
     # and left running; only a session that started it stops it.
     already_running = cluster.is_running()

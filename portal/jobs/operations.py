@@ -246,7 +246,8 @@ def plan_job(user: User, template: JobTemplate, project: Project, partition: Par
     if res.chdir:
         header.insert(-1, ("--chdir", f"{plan.workdir}/{res.chdir}"))
     plan.script = render_script(template, header, plan.values, {
-        "python": job_python(), "workdir": plan.workdir, "mpi_references": str(MPI_REFERENCES)})
+        "python": job_python(), "workdir": plan.workdir, "mpi_references": str(MPI_REFERENCES),
+        "examples": str(SHIPPED_DIR / "examples")})
     return plan
 
 
