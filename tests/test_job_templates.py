@@ -7,7 +7,7 @@ from portal.jobs.operations import job_templates, plan_job
 from portal.jobs.templates import SHIPPED_DIR, load_templates, sbatch_directives
 from tests.test_jobs_fixtures import job_world  # noqa: F401  (fixture)
 
-SHIPPED = ["array", "benchmark", "container", "gpu", "hybrid", "mpi", "multigpu", "openmp", "serial"]
+SHIPPED = ["array", "benchmark", "container", "gpu", "hybrid", "mpi", "multigpu", "openmp", "pytorch", "serial"]
 
 
 def sbatch_lines(script: str) -> list[str]:
@@ -42,6 +42,8 @@ def header(name, account, partition, time, out, *, nodes=1, ntasks=1, cpus=1, ex
                                    "#SBATCH --mail-user={email}"])),
     ("container", "cpu", {"image": "img/x.sif", "nv": "true", "binds": "data:/data:ro,/scratch"}, dict(time=5)),
     ("benchmark", "cpu", {"ntasks": "2", "time": "10"}, dict(time=10, ntasks=2)),
+    ("pytorch", "gpu", {"gpus": "2", "cpus": "2"},
+     dict(time=10, cpus=2, extra=["#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=2"])),
 ])
 def test_rendered_sbatch_lines_are_exactly_the_validated_values(app_ctx, job_world, name, partition, values, expected):
     templates, _ = job_templates()
