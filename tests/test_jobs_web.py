@@ -107,7 +107,7 @@ def test_staff_see_broken_templates_with_file_and_line(app, job_world, make_user
     monkeypatch.setitem(app.config, "JOB_TEMPLATES_DIR", str(tmp_path))
     staff = make_user(Role.STAFF)
     html = signed_in(app, staff).get("/jobs/templates/problems").get_data(as_text=True)
-    assert "broken.json" in html and "<td>2</td>" in html and "9 templates loaded" in html
+    assert "broken.json" in html and "<td>2</td>" in html and "10 templates loaded" in html
     assert signed_in(app, job_world.member).get("/jobs/templates/problems").status_code == 403
 
 
