@@ -35,6 +35,9 @@ class Landing:
         return self.context in SAFE
 
 
+# What opens a nested context after "$", longest first: "$((" must not be read as "$(".
+_OPENERS = {"$((": ARITH, "$(": SUBST, "${": BRACE}
+
 def landings(text: str, marker: str) -> list[Landing]:
     """The context of every ``marker`` (one character) in ``text``."""
     found: list[Landing] = []
@@ -76,17 +79,10 @@ def landings(text: str, marker: str) -> list[Landing]:
         if state == ANSI:
             i += 1
             continue
-        if text.startswith("$((", i):
-            stack.append([ARITH, 0])
-            i += 3
-            continue
-        if text.startswith("$(", i):
-            stack.append([SUBST, 0])
-            i += 2
-            continue
-        if text.startswith("${", i):
-            stack.append([BRACE, 0])
-            i += 2
+        opener = next((o for o in _OPENERS if text.startswith(o, i)), None)
+        if opener is not None:
+            stack.append([_OPENERS[opener], 0])
+            i += len(opener)
             continue
         if c == "`" and state != BACKTICK:
             stack.append([BACKTICK, 0])
