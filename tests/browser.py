@@ -53,3 +53,14 @@ def sign_in_in_browser(page, base: str, email: str, password: str) -> None:
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+def open_job_form(page, base: str, who: tuple, template_title: str, job_name: str,
+                  partition: str = "Local cluster / cpu") -> None:
+    """Sign in as ``who`` (id, e-mail, password), pick a template from the Jobs page, choose the
+    partition and name the job: where every job test in the browser starts."""
+    sign_in_in_browser(page, base, who[1], who[2])
+    page.click("nav >> text=Jobs")
+    page.click(f"text={template_title}")
+    page.select_option("select[name=partition]", label=partition)
+    page.fill("input[name=job_name]", job_name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from portal.devcluster.pytest_plugin import wait_for
-from tests.browser import chromium_page, live_server, screenshot, sign_in_in_browser
+from tests.browser import chromium_page, live_server, open_job_form, screenshot
 from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
@@ -13,11 +13,7 @@ pytestmark = pytest.mark.browser
 def test_pick_preview_submit_and_see_the_job_finish(app, cluster_job_world, reconciler_service):
     world = cluster_job_world
     with live_server(app) as base, chromium_page() as page:
-        sign_in_in_browser(page, base, world.member[1], world.member[2])
-        page.click("nav >> text=Jobs")
-        page.click("text=MPI (srun with PMIx)")
-        page.select_option("select[name=partition]", label="Local cluster / cpu")
-        page.fill("input[name=job_name]", "browser-mpi")
+        open_job_form(page, base, world.member, "MPI (srun with PMIx)", "browser-mpi")
         page.fill("input[name=p_ntasks]", "2")
         page.fill("input[name=p_time]", "3")
         page.click("button[value=preview]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.devcluster.pytest_plugin import wait_for
-from tests.browser import chromium_page, live_server, screenshot, sign_in_in_browser
+from tests.browser import chromium_page, live_server, open_job_form, screenshot
 from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
@@ -20,11 +20,7 @@ def test_submit_own_command_watch_it_read_output_and_efficiency_then_resubmit_lo
         app, cluster_job_world, reconciler_service):
     world = cluster_job_world
     with live_server(app) as base, chromium_page() as page:
-        sign_in_in_browser(page, base, world.member[1], world.member[2])
-        page.click("nav >> text=Jobs")
-        page.click("text=Plain job (your command)")
-        page.select_option("select[name=partition]", label="Local cluster / cpu")
-        page.fill("input[name=job_name]", "browser-follow")
+        open_job_form(page, base, world.member, "Plain job (your command)", "browser-follow")
         page.fill("[name=p_command]", COMMAND)
         page.fill("input[name=p_time]", "2")
         page.click("button[value=preview]")

@@ -38,6 +38,7 @@ class Landing:
 # What opens a nested context after "$", longest first: "$((" must not be read as "$(".
 _OPENERS = {"$((": ARITH, "$(": SUBST, "${": BRACE}
 
+
 def landings(text: str, marker: str) -> list[Landing]:
     """The context of every ``marker`` (one character) in ``text``."""
     found: list[Landing] = []
