@@ -39,8 +39,14 @@ def main() -> int:
     if rank == 0:
         print(f"trained on {world} processes ({', '.join(hosts)}): weight {weight:.3f} bias {bias:.3f}"
               f" mean loss {total.item() / world:.2e}", flush=True)
+    converged = abs(weight - 3) < 0.05 and abs(bias - 2) < 0.05
+    # Tear down in order: the DDP wrapper (which holds the process group) first, and only once
+    # every rank is done communicating; a rank that leaves early can make gloo abort another
+    # rank's exit ("terminate called without an active exception").
+    del model, optimiser
+    dist.barrier()
     dist.destroy_process_group()
-    return 0 if abs(weight - 3) < 0.05 and abs(bias - 2) < 0.05 else 1
+    return 0 if converged else 1
 
 
 if __name__ == "__main__":
