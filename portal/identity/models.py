@@ -9,7 +9,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -55,9 +55,25 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(256))  # None: no local sign-in
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # False when the address came from an identity provider that did not vouch for it
+    # (``email_verified`` absent or false under the provider's policy): such an address is not
+    # trusted to accept invitations sent to it.
+    email_verified: Mapped[bool] = mapped_column(default=True, server_default=true())
+    orcid: Mapped[str | None] = mapped_column(String(19))  # 0000-0002-1825-0097, checksum-checked
+    # Where organisation and country come from: "provider:<name>" (claims released at sign-in),
+    # "self" (the person's own profile page) or "staff"; verified when staff confirmed it or a
+    # provider released it.
+    profile_source: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    profile_verified_at: Mapped[datetime | None]
+    profile_verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
     role_grants: Mapped[list[RoleGrant]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+    identity_links: Mapped[list[IdentityLink]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="IdentityLink.id"
     )
 
     def __repr__(self) -> str:
@@ -89,12 +105,16 @@ class User(UserMixin, db.Model):
     def is_staff(self) -> bool:
         return self.has_role(Role.STAFF)
 
-    def grant(self, role: Role) -> None:
+    def grant(self, role: Role, source: str = "") -> None:
         if role not in self.roles:
-            self.role_grants.append(RoleGrant(role=role))
+            self.role_grants.append(RoleGrant(role=role, source=source))
 
     def revoke(self, role: Role) -> None:
         self.role_grants[:] = [g for g in self.role_grants if g.role != role]
+
+    @property
+    def profile_verified(self) -> bool:
+        return self.profile_verified_at is not None
 
 
 class RoleGrant(db.Model):
@@ -104,6 +124,9 @@ class RoleGrant(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
+    # "" when staff granted the role; "oidc:<provider>" when the provider's claims did, in which
+    # case the next sign-in through that provider takes it away again if the claims no longer match.
+    source: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
     user: Mapped[User] = relationship(back_populates="role_grants")
 
@@ -122,7 +145,10 @@ class IdentityLink(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     issuer: Mapped[str] = mapped_column(String(500))
     subject: Mapped[str] = mapped_column(String(255))
+    # The configured provider's name when the link was made (issuers are the identity; the
+    # name is for people reading the user page).
+    provider: Mapped[str] = mapped_column(String(32), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_sign_in_at: Mapped[datetime | None]
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User] = relationship(back_populates="identity_links")
