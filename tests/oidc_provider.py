@@ -7,10 +7,12 @@ a different nonce, an expired token, a signature by a key it does not publish, a
 """
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
@@ -19,7 +21,8 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core import grants as oidc_grants
 from authlib.oidc.core.models import AuthorizationCodeMixin
-from flask import Flask, jsonify
+from flask import Flask, jsonify, redirect, request
+from joserfc import jwt
 from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
@@ -32,6 +35,11 @@ class Misbehaviour:
     lifetime: int = 300  # seconds the ID token is valid; negative: already expired
     issuer: str | None = None  # claim to be this issuer
     foreign_key: bool = False  # sign with a key that is not published (same key id)
+    # Put only "sub" into the ID token and everything else into userinfo (as node oidc-provider
+    # does by default, ``conformIdTokenClaims``).
+    claims_in_userinfo_only: bool = False
+    userinfo_sub: str | None = None  # answer userinfo about this subject instead
+    token_delay: float = 0.0  # seconds the token endpoint waits before answering
 
 
 @dataclass
@@ -98,6 +106,11 @@ class OidcTestProvider:
         self.foreign_key = RSAKey.generate_key(2048, parameters={"kid": KID, "use": "sig", "alg": "RS256"})
         self.clients: dict[str, Client] = {}
         self.codes: dict[str, AuthCode] = {}
+        self.access_tokens: dict[str, dict[str, Any]] = {}
+        # Sessions at the provider, by ``sid``: True while signed in, False once ended by logout.
+        self.sessions: dict[str, bool] = {}
+        self.token_auth_methods: list[str] = []  # how the client authenticated at /token, in order
+        self.logout_requests: list[dict[str, str]] = []
         self.misbehave = Misbehaviour()
         self.user: dict[str, Any] = {}
         self.app = self._build_app()
@@ -117,8 +130,13 @@ class OidcTestProvider:
     def reset(self) -> None:
         self.misbehave = Misbehaviour()
         self.codes.clear()
+        self.access_tokens.clear()
+        self.sessions.clear()
+        self.token_auth_methods.clear()
+        self.logout_requests.clear()
         self.user = {"sub": "a1b2c3-subject", "name": "Eglė Šimkūnaitė", "email": "egle@uni.example.lt",
-                     "schac_home_organization": "uni.example.lt"}
+                     "email_verified": True, "schac_home_organization": "uni.example.lt"}
+        self.discovery_reads = 0
 
     def add_client(self, client_id: str, client_secret: str) -> Client:
         client = Client(client_id, client_secret)
@@ -136,7 +154,10 @@ class OidcTestProvider:
     def _build_app(self) -> Flask:
         provider = self
         app = Flask("oidc_test_provider")
-        server = AuthorizationServer(app, query_client=self.clients.get, save_token=lambda token, request: None)
+        def save_token(token, request):
+            provider.access_tokens[token["access_token"]] = dict(request.user)
+
+        server = AuthorizationServer(app, query_client=self.clients.get, save_token=save_token)
 
         class CodeGrant(grants.AuthorizationCodeGrant):
             TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -182,21 +203,26 @@ class OidcTestProvider:
                 claims = super().get_authorization_code_claims(authorization_code)
                 if provider.misbehave.nonce is not None:
                     claims["nonce"] = provider.misbehave.nonce
+                claims["sid"] = authorization_code.user.get("sid")
                 return claims
 
             def generate_user_info(self, user, scope):
-                return UserInfo(user)
+                if provider.misbehave.claims_in_userinfo_only:
+                    return UserInfo({"sub": user["sub"]})
+                return UserInfo({k: v for k, v in user.items() if k != "sid"})
 
         server.register_grant(CodeGrant, [OpenIDCode(require_nonce=True), CodeChallenge(required=True)])
 
         @app.get("/.well-known/openid-configuration")
         def discovery():
+            provider.discovery_reads += 1
             base = provider.issuer
             return jsonify(issuer=base, authorization_endpoint=f"{base}/authorize", token_endpoint=f"{base}/token",
                            jwks_uri=f"{base}/jwks", response_types_supported=["code"],
                            subject_types_supported=["public"], id_token_signing_alg_values_supported=["RS256"],
                            code_challenge_methods_supported=["S256"], scopes_supported=["openid", "email", "profile"],
-                           token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"])
+                           token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+                           userinfo_endpoint=f"{base}/userinfo", end_session_endpoint=f"{base}/logout")
 
         @app.get("/jwks")
         def jwks():
@@ -204,7 +230,10 @@ class OidcTestProvider:
 
         @app.get("/authorize")
         def authorize():
-            user = dict(provider.user)
+            # A new session at the provider for each sign-in (no one is asked anything here).
+            sid = secrets.token_hex(8)
+            provider.sessions[sid] = True
+            user = {**provider.user, "sid": sid}
             try:
                 grant = server.get_consent_grant(end_user=user)
             except OAuth2Error as error:
@@ -213,6 +242,36 @@ class OidcTestProvider:
 
         @app.post("/token")
         def token():
+            provider.token_auth_methods.append(
+                "client_secret_basic" if request.authorization else
+                "client_secret_post" if request.form.get("client_secret") else "none")
+            if provider.misbehave.token_delay:
+                time.sleep(provider.misbehave.token_delay)
             return server.create_token_response()
+
+        @app.get("/userinfo")
+        def userinfo():
+            scheme, _sep, value = request.headers.get("Authorization", "").partition(" ")
+            user = provider.access_tokens.get(value) if scheme.lower() == "bearer" else None
+            if user is None:
+                return jsonify(error="invalid_token"), 401
+            claims = {k: v for k, v in user.items() if k != "sid"}
+            if provider.misbehave.userinfo_sub is not None:
+                claims["sub"] = provider.misbehave.userinfo_sub
+            return jsonify(claims)
+
+        @app.get("/logout")
+        def logout():
+            """RP-initiated logout: end the session the ID token hint names, then go back."""
+            provider.logout_requests.append(dict(request.args))
+            hint = request.args.get("id_token_hint")
+            if hint:
+                token = jwt.decode(hint, provider.key)  # only tokens this provider signed
+                provider.sessions[token.claims["sid"]] = False
+            target = request.args.get("post_logout_redirect_uri")
+            client = provider.clients.get(request.args.get("client_id", ""))
+            if target and client is not None and client.check_redirect_uri(target):
+                return redirect(f"{target}{'&' if '?' in target else '?'}{urlencode({'state': request.args.get('state', '')})}")
+            return "signed out"
 
         return app

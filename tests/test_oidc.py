@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from portal import create_app
@@ -89,19 +89,29 @@ def test_first_sign_in_creates_the_user_linked_by_issuer_and_subject(oidc_app, i
         assert (link.issuer, link.subject) == (idp.issuer, "a1b2c3-subject")
         user = link.user
         assert (user.email, user.name, user.affiliation) == ("egle@uni.example.lt", "Eglė Šimkūnaitė", "uni.example.lt")
-        assert user.password_hash is None and user.roles == set()
+        assert user.password_hash is None and user.roles == set() and user.email_verified
+        # The federation vouches for the organisation it released.
+        assert user.profile_source == "provider:test" and user.profile_verified_at is not None
+        assert link.provider == "test" and link.last_sign_in_at is not None
     assert audit_actions(oidc_app) == ["user.created", "auth.sign_in"]
 
 
 def test_the_link_is_the_subject_not_the_e_mail(oidc_app, idp, make_user):
     client = oidc_app.test_client()
     client.get(provider_answer(client))
-    # The same person, whose provider now reports another address: still the same account.
-    idp.user["email"] = "egle.simkunaite@other.example"
+    # The same person, whose provider now reports another, verified address: the same account,
+    # kept up to date. An address the provider does not vouch for does not replace it.
+    idp.user.update(email="egle.simkunaite@other.example", name="Eglė Šimkūnaitė-Kazlauskienė")
+    client = oidc_app.test_client()
+    assert client.get(provider_answer(client)).status_code == 302
+    idp.user.update(email="unconfirmed@elsewhere.example", email_verified=False)
     client = oidc_app.test_client()
     assert client.get(provider_answer(client)).status_code == 302
     with oidc_app.app_context():
-        assert db.session.scalar(select(User.email)) == "egle@uni.example.lt"
+        user = db.session.scalar(select(User))
+        assert db.session.scalar(select(func.count()).select_from(User)) == 1
+        assert (user.email, user.email_verified) == ("egle.simkunaite@other.example", True)
+        assert user.name == "Eglė Šimkūnaitė-Kazlauskienė"
     # Someone else at the provider claiming an existing local user's address gets no access to it.
     make_user(Role.ADMIN, email="admin@facility.example")
     idp.user = {"sub": "intruder", "name": "Intruder", "email": "admin@facility.example"}
