@@ -379,3 +379,13 @@ def test_oidc_check_reports_each_provider(make_app, idp, silent_port):
     assert result.exit_code == 1
     assert "test (Test IdP)" in output and "OK: 1 signing key(s), userinfo: yes, logout: yes" in output
     assert "silent (silent)" in output and "FAILED" in output
+
+
+def test_the_readme_example_configuration_is_accepted():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Connecting a federation"):]
+    example = section[section.index("```json") + len("```json"):section.index("```", section.index("```json") + 7)]
+    (provider,) = parse_providers(example)
+    assert provider.issuer == "https://proxy.myaccessid.org/" and provider.country_from_organisation_domain
+    assert {rule.role for rule in provider.roles} == {Role.ADMIN, Role.STAFF, Role.REVIEWER, Role.PI}
+    assert provider.claims["organisation"] == ("schac_home_organization", "voperson_external_affiliation")
