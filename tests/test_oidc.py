@@ -216,6 +216,12 @@ def test_sign_in_through_the_full_redirect_flow_in_a_browser(portal_server, idp)
             page.wait_for_url(f"{portal_server}/projects/")
             assert page.get_by_text("Eglė Šimkūnaitė").is_visible()
             page.screenshot(path=str(ARTIFACTS / "oidc-signed-in.png"), full_page=True)
+            # Signing out goes through the provider, which ends its session, and comes back.
+            page.get_by_role("button", name="Sign out").click()
+            page.wait_for_url(f"{portal_server}/login?*")
+            assert list(idp.sessions.values()) == [False]
+            page.goto(f"{portal_server}/projects/")
+            assert "/login" in page.url
 
             forged = browser.new_page()
             forged.goto(f"{portal_server}/login/oidc/test/callback?code=stolen&state=forged")

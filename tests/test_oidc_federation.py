@@ -6,9 +6,11 @@ loopback; the hanging provider is a real socket that accepts connections and nev
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -315,11 +317,15 @@ def test_logout_ends_the_session_at_the_provider(make_app, idp):
     client, response = sign_in(portal)
     assert response.status_code == 302 and idp.sessions and all(idp.sessions.values())
     response = client.post("/logout", data={"csrf_token": _csrf(client)})
-    target = urlsplit(response.headers["Location"])
-    assert response.status_code == 302 and f"{target.scheme}://{target.netloc}{target.path}" == f"{idp.issuer}/logout"
+    page = response.get_data(as_text=True)
+    location = html.unescape(re.search(r'id="provider-logout" href="([^"]+)"', page).group(1))
+    assert 'http-equiv="refresh"' in page and "signed out of the portal" in page
+    target = urlsplit(location)
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{idp.issuer}/logout"
     query = parse_qs(target.query)
     assert query["post_logout_redirect_uri"] == ["http://localhost/login"] and query["client_id"] == ["portal"]
-    back = requests.get(response.headers["Location"], allow_redirects=False, timeout=10)
+    assert query["id_token_hint"][0].count(".") == 2
+    back = requests.get(location, allow_redirects=False, timeout=10)
     assert back.status_code == 302 and back.headers["Location"].startswith("http://localhost/login?")
     assert list(idp.sessions.values()) == [False]  # the provider's session has ended
     assert client.get("/").status_code == 302  # and the portal's

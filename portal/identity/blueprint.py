@@ -1,4 +1,4 @@
-"""Sign-in pages and the administrators' user list."""
+"""Sign-in and sign-out pages (the staff's user pages are in :mod:`portal.identity.people`)."""
 from __future__ import annotations
 
 import secrets
@@ -7,15 +7,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
 
 from portal.audit.operations import record
 from portal.extensions import db
 from portal.identity import oidc
-from portal.identity.access import admin_required, public
-from portal.identity.forms import LoginForm, UserRolesForm
-from portal.identity.models import Role, User
-from portal.identity.operations import update_user_roles
+from portal.identity.access import public
+from portal.identity.forms import LoginForm
+from portal.identity.models import User
 from portal.identity.providers import LocalPasswordProvider
 from portal.identity.ratelimit import Limit, client_address, configured, exceeded, hit, too_many_requests
 
@@ -168,35 +166,11 @@ def logout():
     if provider is not None:
         target = oidc.logout_url(provider, id_token, url_for("identity.login", _external=True))
         if target is not None:
-            return redirect(target)
+            # A page that moves on by itself rather than a redirect: the browser's form-action
+            # policy ('self') would block a form post redirected to the provider's host.
+            return render_template("identity/signing_out.html", target=target, provider=provider)
         flash(_("You are signed out of the portal. Close the browser to end your session at %(provider)s.",
                 provider=provider.label), "info")
         return redirect(url_for("identity.login"))
     flash(_("You are signed out."), "info")
     return redirect(url_for("identity.login"))
-
-
-@bp.route("/admin/users")
-@admin_required
-def users():
-    people = db.session.scalars(select(User).order_by(User.name)).all()
-    return render_template("identity/users.html", users=people)
-
-
-@bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
-@admin_required
-def edit_user(user_id: int):
-    user = db.get_or_404(User, user_id)
-    form = UserRolesForm(obj=None)
-    form.roles.choices = [(r.value, str(r.label)) for r in Role]
-    if request.method == "GET":
-        form.roles.data = [r.value for r in user.roles]
-        form.unix_username.data = user.unix_username or ""
-    if form.validate_on_submit():
-        error = update_user_roles(user, {Role(v) for v in form.roles.data},
-                                  form.unix_username.data or None, acting_user=current_user)
-        if error is None:
-            flash(_("Saved."), "info")
-            return redirect(url_for("identity.users"))
-        flash(error, "error")
-    return render_template("identity/edit_user.html", user=user, form=form)
