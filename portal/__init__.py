@@ -63,6 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from portal.identity.account import bp as account_bp
     from portal.benchmarks.blueprint import bp as benchmarks_bp
     from portal.identity.blueprint import bp as identity_bp
+    from portal.identity.people import bp as people_bp
     from portal.projects.blueprint import bp as projects_bp
     from portal.sites.blueprint import bp as sites_bp
     from portal.web.blueprint import bp as web_bp
@@ -74,7 +75,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for blueprint in (calls_bp, proposals_bp, reviews_bp):
         app.register_blueprint(blueprint)
-    for blueprint in (web_bp, identity_bp, account_bp, audit_bp, sites_bp, projects_bp, benchmarks_bp):
+    for blueprint in (web_bp, identity_bp, people_bp, account_bp, audit_bp, sites_bp, projects_bp, benchmarks_bp):
         app.register_blueprint(blueprint)
     from portal.grants.status import bp as slurm_status_bp
     from portal.jobs.blueprint import bp as jobs_bp
@@ -113,11 +114,25 @@ def _init_login(app: Flask, login_manager) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id))
+        # Flask-Login checks is_active only in login_user; a session of an account disabled
+        # since then would go on working, so the loader refuses it: signed out at the next request.
+        user = db.session.get(User, int(user_id))
+        if user is not None and not user.is_active:
+            _sign_out_disabled()
+            return None
+        return user
 
     from portal.identity.access import load_user_from_request
 
     login_manager.request_loader(load_user_from_request)
+
+
+def _sign_out_disabled() -> None:
+    from flask import flash, session
+    from flask_babel import gettext as _
+
+    session.clear()
+    flash(_("Your account is disabled, so you were signed out. Contact the facility staff."), "error")
 
 
 def _commit_or_roll_back(response):

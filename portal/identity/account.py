@@ -1,11 +1,12 @@
-"""The signed-in user's own settings: personal API tokens."""
+"""The signed-in user's own settings: profile and personal API tokens."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.identity.forms import TokenForm
+from portal.identity.forms import ProfileForm, TokenForm
+from portal.identity.operations import AccountError, countries, country_name, profile_from_provider, update_profile
 from portal.identity.tokens import MAX_DAYS, TokenError, TokenScope, create_token, own_token, revoke_token, tokens_of
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -36,3 +37,35 @@ def revoke(token_id: int):
     revoke_token(token, acting_user=current_user)
     flash(_("Token “%(name)s” revoked.", name=token.name), "info")
     return redirect(url_for("account.tokens"))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+def profile():
+    """Organisation, country and ORCID iD; what an identity provider supplies is shown, not edited."""
+    provider = profile_from_provider(current_user)
+    form = ProfileForm(formdata=None, obj=current_user) if request.method == "GET" else ProfileForm()
+    form.country.choices = [("", _("Not set"))] + countries()
+    errors: dict[str, str] = {}
+    if form.validate_on_submit():
+        try:
+            # What the provider supplies is not on the form: keep it as it is.
+            changed = update_profile(current_user, orcid=form.orcid.data,
+                                     affiliation=current_user.affiliation if provider else form.affiliation.data,
+                                     country=current_user.country if provider else form.country.data)
+        except AccountError as exc:
+            errors = exc.errors
+        else:
+            flash(_("Profile saved.") if changed else _("Nothing changed."), "info")
+            return redirect(url_for("account.profile"))
+    elif request.method == "POST":
+        errors = {name: "; ".join(map(str, messages)) for name, messages in form.errors.items()}
+    status = 422 if errors else 200
+    return render_template("identity/profile.html", form=form, errors=errors, provider=provider,
+                           provider_label=_provider_label(provider), country=country_name(current_user.country)), status
+
+
+def _provider_label(name: str | None) -> str:
+    from portal.identity.oidc import provider_named
+
+    found = provider_named(name) if name else None
+    return found.label if found is not None else (name or "")
