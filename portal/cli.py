@@ -34,6 +34,134 @@ def create_user(email: str, name: str, password: str, roles: tuple[str, ...], un
     click.echo(f"Created user {user.id} <{user.email}>")
 
 
+def _person(email: str) -> User:
+    from portal.identity.operations import user_by_email
+
+    user = user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with e-mail {email}.")
+    return user
+
+
+def _account_change(change, done: str) -> None:
+    """Run an operation on one account and commit, or report why not (exit status 1)."""
+    from portal.identity.operations import AccountError
+
+    try:
+        change()
+    except AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(done)
+
+
+@users_cli.command("show")
+@click.argument("email")
+def show_user(email: str):
+    """Show a person's account: state, profile, identity links and roles."""
+    click.echo(_describe(_person(email)))
+
+
+def _describe(user: User) -> str:
+    from portal.identity.oidc import provider_named
+    from portal.identity.operations import country_name
+
+    def when(moment) -> str:
+        return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "never"
+
+    state = "active" if user.active else f"disabled on {when(user.disabled_at)}: {user.disabled_reason}"
+    if user.profile_verified_at is None:
+        verified = "not verified"
+    else:
+        verifier = db.session.get(User, user.profile_verified_by_id) if user.profile_verified_by_id else None
+        verified = f"verified {when(user.profile_verified_at)}" + (f" by {verifier.email}" if verifier else "")
+    country = f"{user.country} ({country_name(user.country)})" if user.country else "-"
+    lines = [f"{user.name} <{user.email}> (user {user.id})", f"  account:       {state}",
+             f"  e-mail:        {'verified' if user.email_verified else 'NOT verified by the identity provider'}",
+             f"  password:      {'yes' if user.password_hash else 'no'}",
+             f"  unix user:     {user.unix_username or '-'}",
+             f"  organisation:  {user.affiliation or '-'}", f"  country:       {country}",
+             f"  profile:       from {user.profile_source or 'unknown source'}, {verified}",
+             f"  ORCID:         {user.orcid or '-'}", "  identities:"]
+    for link in user.identity_links:
+        provider = provider_named(link.provider)
+        label = f"{provider.label} ({link.provider})" if provider else f"{link.provider or '?'} (not configured)"
+        lines.append(f"    {label}: issuer {link.issuer} subject {link.subject}, linked {when(link.created_at)}, "
+                     f"last sign-in {when(link.last_sign_in_at)}")
+    if not user.identity_links:
+        lines.append("    none")
+    lines.append("  roles:")
+    for grant in sorted(user.role_grants, key=lambda g: g.role.value):
+        source = f"from {grant.source[5:]} claims" if grant.source.startswith("oidc:") else "granted by staff"
+        lines.append(f"    {grant.role.value}: {source}")
+    if not user.role_grants:
+        lines.append("    none")
+    return "\n".join(lines)
+
+
+@users_cli.command("link")
+@click.argument("email")
+@click.option("--provider", required=True, help="A configured identity provider's name.")
+@click.option("--subject", required=True, help="The person's subject (sub) at the provider.")
+def link_user(email: str, provider: str, subject: str):
+    """Link an identity provider account to a person."""
+    from portal.identity.operations import link_identity
+
+    user = _person(email)
+    _account_change(lambda: link_identity(user, provider, subject, acting_user=None),
+                    f"Linked {provider} subject {subject} to {user.email}.")
+
+
+@users_cli.command("unlink")
+@click.argument("email")
+@click.option("--provider", required=True)
+@click.option("--subject", help="Which subject, when the person has several at the provider.")
+@click.option("--force", is_flag=True, help="Even if it is the last way the person can sign in.")
+def unlink_user(email: str, provider: str, subject: str | None, force: bool):
+    """Remove an identity provider account from a person."""
+    from portal.identity.operations import find_link, unlink_identity
+
+    user = _person(email)
+
+    def change():
+        link = find_link(user, provider, subject)
+        unlink_identity(user, link.id, acting_user=None, force=force)
+
+    _account_change(change, f"Unlinked {provider} from {user.email}.")
+
+
+@users_cli.command("disable")
+@click.argument("email")
+@click.option("--reason", required=True)
+def disable_account(email: str, reason: str):
+    """Disable an account: signed out at once, tokens refused, Slurm associations removed at the next sync."""
+    from portal.identity.operations import disable_user
+
+    user = _person(email)
+    _account_change(lambda: disable_user(user, reason, acting_user=None), f"Disabled {user.email}.")
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def enable_account(email: str):
+    """Enable a disabled account again."""
+    from portal.identity.operations import enable_user
+
+    user = _person(email)
+    _account_change(lambda: enable_user(user, acting_user=None), f"Enabled {user.email}.")
+
+
+@users_cli.command("verify-profile")
+@click.argument("email")
+def verify_user_profile(email: str):
+    """Record that staff checked the person's organisation and country."""
+    from portal.identity.operations import verify_profile
+
+    user = _person(email)
+    _account_change(lambda: verify_profile(user, acting_user=None), f"Verified the profile of {user.email}.")
+
+
 @sites_cli.command("add")
 @click.argument("name")
 @click.option("--cluster", required=True, help="Slurm ClusterName of the site.")

@@ -136,8 +136,8 @@ def desired_state(site: Site, today: date | None = None, projects: set[int] | No
     that pool (``GrpTRESMins`` of the pool's kind: core-minutes on CPU pools, GPU-minutes on
     GPU pools, nothing else); each member with a Unix name has an association with that
     sub-account on each partition of the pool, and on no other, so a pool's time can be spent
-    on its partitions only. A grant that is not active today gets ``GrpSubmitJobs=0`` (no
-    new jobs) and ``GrpJobs=0`` (queued jobs do not start).
+    on its partitions only; members whose account is disabled have none. A grant that is not
+    active today gets ``GrpSubmitJobs=0`` (no new jobs) and ``GrpJobs=0`` (queued jobs do not start).
     """
     today = today or utcnow().date()
     name_pool_accounts(site)
@@ -168,8 +168,9 @@ def desired_state(site: Site, today: date | None = None, projects: set[int] | No
             state.add_account(AccountSpec.make(parent, top))
         project_account = account_name_for(entry["project"])
         state.add_account(AccountSpec.make(project_account, parent))
+        # A disabled account loses its associations (and gets them back when enabled again).
         unix_names = [names.validate_user_name(m.user.unix_username) for m in entry["project"].memberships
-                      if m.user.unix_username]
+                      if m.user.unix_username and m.user.active]
         for spec, partitions in entry["subs"]:
             state.add_account(replace(spec, parent=project_account))
             state.users |= {(spec.name, user, partition) for user in unix_names for partition in partitions}

@@ -1,9 +1,9 @@
 """Note every committed change that affects Slurm, without touching views or Slurm.
 
 A session listener notes which projects a flush touched (grants, allocations, memberships,
-a user's Unix name, a project's account name); before the commit a pending change is
-inserted for each (site, project) in the same transaction, so the mark stands or falls with
-the change. The reconciler service applies it (see :mod:`portal.grants.service`); no web
+a user's Unix name or whether the account is active, a project's account name); before the
+commit a pending change is inserted for each (site, project) in the same transaction, so the
+mark stands or falls with the change. The reconciler service applies it (see :mod:`portal.grants.service`); no web
 request ever runs a Slurm accounting command.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _note(session: Session, obj, deleted: bool) -> None:
         touched["grants"].add(obj.grant_id)
     elif isinstance(obj, Membership):
         touched["projects"].add(obj.project_id)
-    elif isinstance(obj, User) and not deleted and _changed(obj, "unix_username"):
+    elif isinstance(obj, User) and not deleted and (_changed(obj, "unix_username") or _changed(obj, "active")):
         touched["users"].add(obj.id)
     elif isinstance(obj, Project) and not deleted and _changed(obj, "slurm_account"):
         touched["projects"].add(obj.id)
