@@ -12,6 +12,7 @@ from portal.grants.alerts import send_usage_alerts
 from portal.grants.models import Grant, GrantAllocation
 from portal.grants.operations import create_grant
 from portal.grants.records import GrantRequest, RequestStatus, SyncRun
+from portal.grants.summary import refresh_usage_summaries
 from portal.grants.usage import JobUsage
 from portal.identity.models import Role, User
 from portal.mail import deliver_queued
@@ -46,6 +47,7 @@ def granted(app, make_user, tmp_path):
                                     end_time=start + timedelta(hours=1), cpu_seconds=cpu_h * 3600,
                                     gpu_seconds=gpu_h * 3600, alloc_cpus=8,
                                     allocation_id=(gpu_alloc if gpu_h else cpu_alloc).id))
+        refresh_usage_summaries()  # as every ingestion does after writing the ledger
         db.session.commit()
         ids = {"grant": grant.id, "site": site.id, "cpu": cpu.id, "cpu_alloc": cpu_alloc.id}
     return {"pi": pi, "member": member, "staff": staff, **ids}

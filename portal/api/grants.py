@@ -1,13 +1,14 @@
 """Grants in the JSON API: what was awarded, used and left, with the same access rules as the pages."""
 from __future__ import annotations
 
+from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
-from sqlalchemy import select
 
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.grants import listing
 from portal.grants.models import Grant
 from portal.grants.operations import GrantConflict, GrantError
 from portal.grants.reconcile import is_pending
@@ -15,7 +16,7 @@ from portal.grants.records import GrantRequest
 from portal.grants.requests import decide_request
 from portal.grants.summary import forecast, resource_totals
 from portal.identity.access import staff_required
-from portal.projects.models import Membership
+from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_request, paginate
 
 blp = Blueprint("api_grants", __name__, description="Grants: awarded, used and remaining hours per resource")
 
@@ -57,15 +58,55 @@ class GrantDetailSchema(GrantSchema):
         return is_pending({a.partition.site_id for a in grant.allocations})
 
 
+class GrantListArgs(Schema):
+    q = fields.Str(metadata={"description": "search project code, grant or project title, PI name or e-mail"})
+    status = fields.Str(metadata={"description": "active, suspended, expired or closed"})
+    site = fields.Str(metadata={"description": "site name"})
+    partition = fields.Str(metadata={"description": "partition name"})
+    call = fields.Str(metadata={"description": "code of the call the grant was awarded in"})
+    ends_after = fields.Date()
+    ends_before = fields.Date()
+    sort = fields.Str(metadata={"description": "risk (default: furthest off a steady pace first), end, start, project"})
+    page = fields.Int(metadata={"description": "1-based page number"})
+    per_page = fields.Int(metadata={"description": f"rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})"})
+
+
+class GrantRowSchema(GrantSchema):
+    off_pace_percent = fields.Float(metadata={"description": "percent of the award off a steady pace in the "
+                                                             "worst pool: + over-use, - under-use"})
+    pools = fields.Method("_pools")
+
+    def _pools(self, grant):
+        return [{"resource": p.kind.value, "partitions": list(p.partitions), "awarded_hours": round(p.awarded_hours, 3),
+                 "used_hours": round(p.used_hours, 3)} for p in listing.pools_of(grant)]
+
+
 @blp.route("")
-@blp.response(200, GrantSchema(many=True))
-def list_grants():
-    """Grants of the caller's projects (staff: all)."""
-    query = select(Grant).order_by(Grant.start_date.desc(), Grant.id)
-    if not current_user.is_staff:
-        query = query.join(Membership, Membership.project_id == Grant.project_id).where(
-            Membership.user_id == current_user.id)
-    return db.session.scalars(query).all()
+@blp.arguments(GrantListArgs, location="query", as_kwargs=True)
+@blp.response(200, GrantRowSchema(many=True), headers={
+    "X-Total-Count": {"description": "grants matching the filter, on all pages", "schema": {"type": "integer"}},
+    "Link": {"description": "RFC 8288 links to the next and previous pages", "schema": {"type": "string"}}})
+def list_grants(**_args):
+    """Grants of the caller's projects (staff: all), a page at a time, filtered like the grants page.
+
+    The usage figures are the summaries kept at every ingestion (as on the grants page).
+    """
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(current_user, page), page, utcnow().date()), page,
+                    scalars=False)
+    grants = []
+    for grant, off_pace in rows.items:
+        grant.off_pace_percent = round(off_pace, 2)
+        grants.append(grant)
+    links = []
+    if rows.has_next:
+        links.append(f'<{url_for("api_grants.list_grants", **page.args(page=rows.number + 1))}>; rel="next"')
+    if rows.has_previous:
+        links.append(f'<{url_for("api_grants.list_grants", **page.args(page=rows.number - 1))}>; rel="prev"')
+    headers = {"X-Total-Count": str(rows.total)}
+    if links:
+        headers["Link"] = ", ".join(links)
+    return grants, 200, headers
 
 
 @blp.route("/<int:grant_id>")

@@ -23,10 +23,11 @@ from portal.grants.reconcile import is_pending
 from portal.grants.records import GrantRequest
 from portal.grants.requests import (ask_for_change, can_manage, decide_request, final_report_of, open_requests,
                                     report_due, reports_overview, requests_of, upload_final_report)
-from portal.grants.summary import forecast, jobs_of, resource_totals, risk, usage_by_member
+from portal.grants import listing
+from portal.grants.summary import forecast, jobs_of, resource_totals, usage_by_member
 from portal.identity.access import staff_required
-from portal.projects.models import Membership
-from portal.sites.models import Partition
+from portal.sites.models import Partition, ResourceKind
+from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("grants", __name__, url_prefix="/grants")
 
@@ -61,20 +62,33 @@ def _site_ids(grant: Grant) -> set[int]:
 
 @bp.route("/")
 def index():
-    query = select(Grant)
-    if not current_user.is_staff:
-        query = query.join(Membership, Membership.project_id == Grant.project_id).where(
-            Membership.user_id == current_user.id)
-    grants = list(db.session.scalars(query))
+    """Grants the signed-in person may see: a page at a time, searchable, filterable, totalled."""
+    page = page_request(listing.FILTERS, listing.SORTS)
     today = utcnow().date()
-    rows = [(grant, risk(grant, today), resource_totals(grant)) for grant in grants]
-    order = request.args.get("sort", "risk")
-    if order == "risk":
-        rows.sort(key=lambda row: -abs(row[1]))
-    else:
-        rows.sort(key=lambda row: (row[0].end_date, row[0].id))
-    return render_template("grants/index.html", rows=rows, order=order,
+    query = listing.filtered(current_user, page)
+    rows = paginate(listing.ordered(query, page, today), page, scalars=False)
+    return render_template("grants/index.html", rows=rows, page=page, totals=listing.totals(query),
+                           choices=listing.filter_choices(), pools_of=listing.pools_of,
                            requests=open_requests() if current_user.is_staff else [])
+
+
+@bp.route("/export.csv")
+def export():
+    """Every grant the list's filter shows, as CSV (the page's totals are the columns' sums)."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    query = listing.ordered(listing.filtered(current_user, page), page, utcnow().date())
+
+    def row(item):
+        grant, off_pace = item
+        cpu, gpu = listing.hours_of(grant, ResourceKind.CPU), listing.hours_of(grant, ResourceKind.GPU)
+        pi = grant.project.pi
+        return (grant.project.code, grant.title, pi.name if pi else "", grant.status.value, grant.start_date,
+                grant.end_date, round(cpu[0], 2), round(cpu[1], 2), round(gpu[0], 2), round(gpu[1], 2),
+                round(off_pace, 1))
+
+    header = (_("Project"), _("Grant"), _("PI"), _("Status"), _("Start"), _("End"), _("Core-hours awarded"),
+              _("Core-hours used"), _("GPU-hours awarded"), _("GPU-hours used"), _("Off pace (%)"))
+    return csv_response(f"grants-{utcnow().date().isoformat()}.csv", header, query, row, scalars=False)
 
 
 def _change_form(grant: Grant) -> ChangeRequestForm:

@@ -26,6 +26,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation
 from portal.grants.reconcile import site_state
+from portal.grants.summary import refresh_usage_summaries
 from portal.grants.usage import JobUsage
 from portal.sites.models import Partition, Site
 from portal.slurm.types import JobState, UsageRecord
@@ -106,9 +107,13 @@ def ingest_records(site: Site, records: Iterable[UsageRecord],
     charger = _Charger(site)
     latest: dict[str, dict] = {}  # one row per job id per statement (Slurm repeats requeued jobs)
     total = charged = 0
+    touched: set[int] = set()  # allocations whose used time may change: the rows' old and new ones
 
     def flush_batch() -> None:
         if latest:
+            touched.update(row["allocation_id"] for row in latest.values() if row["allocation_id"] is not None)
+            touched.update(db.session.scalars(select(JobUsage.allocation_id).where(
+                JobUsage.site_id == site.id, JobUsage.job_id.in_(list(latest)), JobUsage.allocation_id.is_not(None))))
             _upsert(list(latest.values()))
             if progress:
                 progress(len(latest))
@@ -122,6 +127,9 @@ def ingest_records(site: Site, records: Iterable[UsageRecord],
         if len(latest) >= BATCH:
             flush_batch()
     flush_batch()
+    if touched:
+        refresh_usage_summaries(db.session.scalars(select(GrantAllocation.grant_id).where(
+            GrantAllocation.id.in_(touched)).distinct()).all())
     db.session.expire_all()
     return IngestResult(total, charged)
 

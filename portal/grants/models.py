@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -38,6 +38,11 @@ class Grant(db.Model):
     end_date: Mapped[date]  # last day jobs may start is the day before
     status: Mapped[GrantStatus] = mapped_column(enum_column(GrantStatus, "grant_status"), default=GrantStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Percent of the award used in the grant's most- and least-used pool, kept by
+    # portal.grants.summary.refresh_usage_summaries whenever usage or awards change, so that
+    # lists sort thousands of grants by risk in SQL.
+    usage_percent_high: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    usage_percent_low: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     project: Mapped[Project] = relationship()
     allocations: Mapped[list[GrantAllocation]] = relationship(
@@ -66,6 +71,9 @@ class GrantAllocation(db.Model):
     # The Slurm sub-account that holds this grant's time on the partition's pool (shared by
     # the grant's allocations on partitions of one pool); named at the first reconcile.
     slurm_account: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Core- or GPU-seconds (by resource_kind) charged to this allocation in the usage ledger,
+    # as of the last refresh (every ingestion); the ledger rows stay the truth.
+    used_seconds: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     grant: Mapped[Grant] = relationship(back_populates="allocations")
     partition: Mapped[Partition] = relationship(lazy="joined")

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation, GrantStatus
+from portal.grants.summary import refresh_usage_summaries
 from portal.projects.models import Project, ProjectStatus
 from portal.sites.models import Partition
 
@@ -119,6 +120,7 @@ def add_minutes(allocation: GrantAllocation, minutes: int, actor=None) -> GrantA
     # portal.grants.triggers looks, so Slurm would never hear of the top-up.
     _lock(allocation).awarded_minutes += minutes
     db.session.flush()
+    refresh_usage_summaries([allocation.grant_id])
     _audit("grant.topped_up", allocation.grant, actor, {"partition": allocation.partition.name, "minutes": minutes,
                                                         "awarded_minutes": allocation.awarded_minutes})
     return allocation

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from portal.clock import utcnow
 from portal.extensions import db
@@ -79,6 +80,7 @@ def decide_request(request: GrantRequest, staff: User, *, approve: bool) -> Gran
 
 def open_requests() -> list[GrantRequest]:
     return list(db.session.scalars(select(GrantRequest).where(GrantRequest.status == RequestStatus.OPEN)
+                                   .options(joinedload(GrantRequest.grant).joinedload(Grant.project))
                                    .order_by(GrantRequest.created_at)))
 
 

@@ -226,3 +226,9 @@ class ReconcilerService:
             if outcome.run is not None and (outcome.commands or not outcome.run.succeeded):
                 self.echo(f"{site.name}: full pass {'applied' if outcome.run.succeeded else 'FAILED'}"
                           f" {len(outcome.commands)} change(s)")
+        # Usage summaries are kept by every ingestion, award and top-up; once an hour they are
+        # recomputed for every grant, so nothing that bypassed those paths stays wrong for long.
+        from portal.grants.summary import refresh_usage_summaries
+
+        refresh_usage_summaries()
+        db.session.commit()

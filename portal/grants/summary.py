@@ -1,17 +1,18 @@
 """Numbers behind the grant pages: totals per resource, use per member, burn-down, forecast."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, case, func, select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation
 from portal.grants.usage import JobUsage
-from portal.sites.models import ResourceKind
+from portal.sites.models import Partition, ResourceKind
 
 UNITS = {ResourceKind.CPU: _l("core-hours"), ResourceKind.GPU: _l("GPU-hours")}
 
@@ -47,14 +48,19 @@ class ResourceTotal:
         return 100 * self.used / self.awarded if self.awarded else 0.0
 
 
-def resource_totals(grant: Grant) -> list[ResourceTotal]:
-    """Granted, used and remaining time per pool (each a separate limit in Slurm)."""
+def pools_of(grant: Grant) -> dict[tuple[str, ResourceKind], list[GrantAllocation]]:
+    """The grant's allocations by pool (its Slurm sub-account, else the partitions' pool), in display order."""
     pools: dict[tuple[str, ResourceKind], list[GrantAllocation]] = {}
     for allocation in sorted(grant.allocations, key=lambda a: (a.resource_kind.value, a.partition.name)):
         key = (allocation.slurm_account or allocation.partition.pool_name, allocation.resource_kind)
         pools.setdefault(key, []).append(allocation)
+    return pools
+
+
+def resource_totals(grant: Grant) -> list[ResourceTotal]:
+    """Granted, used and remaining time per pool (each a separate limit in Slurm), from the ledger."""
     totals = []
-    for (_, kind), allocations in pools.items():
+    for (_, kind), allocations in pools_of(grant).items():
         ids = tuple(a.id for a in allocations)
         seconds = db.session.scalar(select(func.coalesce(func.sum(_seconds_column(kind)), 0))
                                     .where(JobUsage.allocation_id.in_(ids)))
@@ -130,6 +136,54 @@ def risk(grant: Grant, today: date | None = None) -> float:
         if abs(gap) > abs(worst):
             worst = gap
     return worst
+
+
+def _pool_key(allocation_pool: str | None, partition_pool: str | None, partition_name: str) -> str:
+    # The same grouping as resource_totals: the pool's Slurm sub-account, else the partition's pool.
+    return allocation_pool or partition_pool or partition_name
+
+
+def refresh_usage_summaries(grant_ids: Iterable[int] | None = None) -> int:
+    """Recompute, from the usage ledger, each allocation's used seconds and each grant's most- and
+    least-used pool (percent of its award). ``None``: every grant. Returns how many grants.
+
+    Called by every ingestion (for the grants whose usage it touched), by awards and top-ups,
+    and by the reconciler's full pass, so lists can sort and show thousands of grants without
+    reading the ledger.
+    """
+    db.session.flush()  # the expiry at the end must not drop anything not yet written
+    allocations, jobs = GrantAllocation.__table__, JobUsage.__table__
+    chunks = [None] if grant_ids is None else [sorted(set(grant_ids))[i:i + 500]
+                                               for i in range(0, len(set(grant_ids)), 500)]
+    refreshed = 0
+    for chunk in chunks:
+        seconds = (select(func.coalesce(func.sum(case((allocations.c.resource_kind == ResourceKind.GPU,
+                                                       jobs.c.gpu_seconds), else_=jobs.c.cpu_seconds)), 0))
+                   .where(jobs.c.allocation_id == allocations.c.id).scalar_subquery())
+        statement = update(allocations).values(used_seconds=seconds)
+        rows_query = (select(allocations.c.grant_id, allocations.c.slurm_account, Partition.pool, Partition.name,
+                             allocations.c.resource_kind, allocations.c.awarded_minutes, allocations.c.used_seconds)
+                      .join(Partition, Partition.id == allocations.c.partition_id))
+        if chunk is not None:
+            statement = statement.where(allocations.c.grant_id.in_(chunk))
+            rows_query = rows_query.where(allocations.c.grant_id.in_(chunk))
+        db.session.execute(statement, execution_options={"synchronize_session": False})
+        pools: dict[int, dict[tuple[str, ResourceKind], list[int]]] = {}
+        for grant_id, account, pool, name, kind, awarded, used in db.session.execute(rows_query):
+            totals = pools.setdefault(grant_id, {}).setdefault((_pool_key(account, pool, name), kind), [0, 0])
+            totals[0] += awarded
+            totals[1] += used
+        values = []
+        for grant_id, by_pool in pools.items():
+            percents = [100 * used / 60 / awarded if awarded else 0.0 for awarded, used in by_pool.values()]
+            values.append({"grant": grant_id, "high": max(percents), "low": min(percents)})
+        if values:
+            db.session.execute(update(Grant.__table__).where(Grant.__table__.c.id == bindparam("grant"))
+                               .values(usage_percent_high=bindparam("high"), usage_percent_low=bindparam("low")),
+                               values)
+        refreshed += len(values)
+    db.session.expire_all()
+    return refreshed
 
 
 def allocation_of(grant: Grant, allocation_id: int) -> GrantAllocation | None:

@@ -1,0 +1,143 @@
+"""The grants list: thousands of grants filtered, sorted by risk and totalled in SQL.
+
+Used by the grants page, its CSV export and ``GET /api/grants``. Risk (how far the grant is off
+a steady pace) comes from the usage summaries kept on grants and allocations
+(:func:`portal.grants.summary.refresh_usage_summaries`), so no list reads the usage ledger.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Date, Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from portal.calls.models import Call
+from portal.extensions import db
+from portal.grants import summary
+from portal.grants.models import Grant, GrantAllocation, GrantStatus
+from portal.identity.models import User
+from portal.projects.models import Membership, Project, ProjectRole
+from portal.proposals.models import Proposal
+from portal.sites.models import Partition, ResourceKind, Site
+from portal.web.listing import PageRequest, like_pattern, parse_day
+
+FILTERS = ("status", "site", "partition", "call", "ends_after", "ends_before")
+SORTS = ("risk", "end", "project", "start")
+
+
+def _days(later, earlier):
+    """Whole days from ``earlier`` to ``later`` (dates), in the database's own arithmetic."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return later - earlier
+    return func.julianday(later) - func.julianday(earlier)
+
+
+def risk_expression(today: date):
+    """Percent of the award off a steady pace in the worst pool: + over-use, - under-use."""
+    length = _days(Grant.end_date, Grant.start_date)
+    elapsed = _days(literal(today, Date), Grant.start_date)
+    expected = 100.0 * case((elapsed <= 0, 0), (elapsed >= length, length), else_=elapsed) / length
+    over, under = Grant.usage_percent_high - expected, Grant.usage_percent_low - expected
+    return case((func.abs(over) >= func.abs(under), over), else_=under)
+
+
+def _search(text: str):
+    pattern = like_pattern(text.lower())
+    pi_matches = exists(select(Membership.id).join(User, User.id == Membership.user_id).where(
+        Membership.project_id == Grant.project_id, Membership.role == ProjectRole.PI,
+        or_(func.lower(User.name).like(pattern, escape="\\"), func.lower(User.email).like(pattern, escape="\\"))))
+    return or_(func.lower(Project.code).like(pattern, escape="\\"), func.lower(Grant.title).like(pattern, escape="\\"),
+               func.lower(Project.title).like(pattern, escape="\\"), pi_matches)
+
+
+def _on_partitions(condition):
+    return exists(select(GrantAllocation.id).join(Partition, Partition.id == GrantAllocation.partition_id)
+                  .where(GrantAllocation.grant_id == Grant.id, condition))
+
+
+def filtered(viewer: User, page: PageRequest) -> Select:
+    """Grants ``viewer`` may see that match the page's search and filters (unordered)."""
+    query = select(Grant).join(Project, Project.id == Grant.project_id)
+    if not viewer.is_staff:
+        query = query.where(exists(select(Membership.id).where(Membership.project_id == Grant.project_id,
+                                                               Membership.user_id == viewer.id)))
+    if page.search:
+        query = query.where(_search(page.search))
+    f = page.filters
+    if f.get("status") in {s.value for s in GrantStatus}:
+        query = query.where(Grant.status == GrantStatus(f["status"]))
+    if f.get("site"):
+        query = query.where(_on_partitions(Partition.site_id.in_(select(Site.id).where(Site.name == f["site"]))))
+    if f.get("partition"):
+        query = query.where(_on_partitions(Partition.name == f["partition"]))
+    if f.get("call"):
+        query = query.where(exists(select(Proposal.id).join(Call, Call.id == Proposal.call_id).where(
+            Proposal.grant_id == Grant.id, Call.code == f["call"])))
+    if parse_day(f.get("ends_after", "")):
+        query = query.where(Grant.end_date >= parse_day(f["ends_after"]))
+    if parse_day(f.get("ends_before", "")):
+        query = query.where(Grant.end_date <= parse_day(f["ends_before"]))
+    return query
+
+
+def ordered(query: Select, page: PageRequest, today: date) -> Select:
+    """The page's order, made stable by the grant id; rows are (Grant, risk)."""
+    risk = risk_expression(today)
+    query = query.add_columns(risk.label("risk")).options(
+        joinedload(Grant.project), selectinload(Grant.allocations))
+    order = {"risk": (func.abs(risk).desc(),), "end": (Grant.end_date,), "start": (Grant.start_date.desc(),),
+             "project": (Project.code,)}[page.sort]
+    return query.order_by(*order, Grant.id)
+
+
+@dataclass(frozen=True)
+class KindTotal:
+    kind: ResourceKind
+    awarded_hours: float
+    used_hours: float
+
+
+def totals(query: Select) -> list[KindTotal]:
+    """Awarded and used hours per resource kind over every grant ``query`` matches (one query)."""
+    ids = query.with_only_columns(Grant.id).order_by(None).subquery()
+    rows = db.session.execute(
+        select(GrantAllocation.resource_kind, func.sum(GrantAllocation.awarded_minutes),
+               func.sum(GrantAllocation.used_seconds))
+        .where(GrantAllocation.grant_id.in_(select(ids.c.id))).group_by(GrantAllocation.resource_kind)
+        .order_by(GrantAllocation.resource_kind))
+    return [KindTotal(kind, (minutes or 0) / 60, (seconds or 0) / 3600) for kind, minutes, seconds in rows]
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    kind: ResourceKind
+    partitions: tuple[str, ...]
+    awarded_hours: float
+    used_hours: float
+
+    @property
+    def percent_used(self) -> float:
+        return 100 * self.used_hours / self.awarded_hours if self.awarded_hours else 0.0
+
+
+def pools_of(grant: Grant) -> list[PoolUse]:
+    """The grant's pools from its (already loaded) allocations' summaries: no query."""
+    return [PoolUse(kind, tuple(a.partition.name for a in allocations),
+                    sum(a.awarded_minutes for a in allocations) / 60,
+                    sum(a.used_seconds for a in allocations) / 3600)
+            for (_, kind), allocations in summary.pools_of(grant).items()]
+
+
+def hours_of(grant: Grant, kind: ResourceKind) -> tuple[float, float]:
+    allocations = [a for a in grant.allocations if a.resource_kind is kind]
+    return (sum(a.awarded_minutes for a in allocations) / 60, sum(a.used_seconds for a in allocations) / 3600)
+
+
+def filter_choices() -> dict[str, list[str]]:
+    """Values offered in the filter menus (sites, partitions, calls): three small queries."""
+    return {"status": [s.value for s in GrantStatus],
+            "site": list(db.session.scalars(select(Site.name).order_by(Site.name))),
+            "partition": list(db.session.scalars(select(Partition.name).distinct().order_by(Partition.name))),
+            "call": list(db.session.scalars(select(Call.code).where(exists(select(Proposal.id).where(
+                and_(Proposal.call_id == Call.id, Proposal.grant_id.is_not(None))))).order_by(Call.code)))}

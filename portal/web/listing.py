@@ -1,0 +1,157 @@
+"""Lists at facility scale: one page of rows in a stable order, a search, filters, CSV export.
+
+Every list page and its JSON twin read the same arguments (``q``, the list's filters, ``sort``,
+``page``, ``per_page``) through :func:`page_request`, run two SQL queries (the page and the
+count) through :func:`paginate`, and export exactly what the filter shows with
+:func:`csv_response`. The number of queries does not grow with the number of rows.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask import Response, request, stream_with_context
+from sqlalchemy import Select, func, select
+
+from portal.extensions import db
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 200
+#: Rows fetched at a time while a CSV export streams.
+EXPORT_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    number: int
+    size: int
+    search: str
+    sort: str
+    filters: dict[str, str]
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """The query arguments of this listing with ``changes``: for links to other pages and sorts."""
+        values: dict[str, Any] = {**{k: v for k, v in self.filters.items() if v}, "q": self.search or None,
+                                  "sort": self.sort, "page": self.number,
+                                  "per_page": self.size if self.size != DEFAULT_PAGE_SIZE else None}
+        values.update(changes)
+        return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def _positive(name: str, default: int, most: int) -> int:
+    try:
+        value = int(request.args.get(name, default))
+    except ValueError:
+        return default
+    return min(max(value, 1), most)
+
+
+def page_request(filters: Sequence[str] = (), sorts: Sequence[str] = ("",)) -> PageRequest:
+    """Read a listing's arguments; anything out of range falls back to the default, never a 500."""
+    sort = request.args.get("sort", sorts[0])
+    return PageRequest(number=_positive("page", 1, 1_000_000), size=_positive("per_page", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+                       search=request.args.get("q", "").strip()[:200], sort=sort if sort in sorts else sorts[0],
+                       filters={name: request.args.get(name, "").strip()[:100] for name in filters})
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def first_row(self) -> int:
+        return 0 if not self.total else (self.number - 1) * self.size + 1
+
+    @property
+    def last_row(self) -> int:
+        return min(self.number * self.size, self.total)
+
+
+def paginate(query: Select, page: PageRequest, *, scalars: bool = True) -> Page:
+    """One page of ``query`` (which must already have a stable ORDER BY) and the number of rows."""
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    number = min(page.number, max(1, -(-total // page.size)))
+    limited = query.limit(page.size).offset((number - 1) * page.size)
+    items = list(db.session.scalars(limited)) if scalars else list(db.session.execute(limited))
+    return Page(items, number, page.size, total)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its own ``%`` and ``_`` taken literally (escape ``\\``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def parse_day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def csv_response(filename: str, header: Sequence[str], query: Select, row: Callable[[Any], Iterable[Any]], *,
+                 scalars: bool = True) -> Response:
+    """Stream every row of ``query`` as CSV, in chunks, without holding the whole result in memory.
+
+    Cells that a spreadsheet would run as a formula (starting with ``= + - @``) are prefixed with
+    an apostrophe (CSV injection); text is UTF-8 with a byte-order mark so that spreadsheet
+    programs show Polish and Lithuanian letters intact.
+    """
+    def cells(values: Iterable[Any]) -> list[str]:
+        out = []
+        for value in values:
+            text = "" if value is None else (value.isoformat() if isinstance(value, date) else str(value))
+            if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
+                text = "'" + text
+            out.append(text)
+        return out
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")
+        writer.writerow(header)
+        offset = 0
+        while True:
+            chunk = query.limit(EXPORT_CHUNK).offset(offset)
+            rows = list(db.session.scalars(chunk)) if scalars else list(db.session.execute(chunk))
+            for item in rows:
+                writer.writerow(cells(row(item)))
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(rows) < EXPORT_CHUNK:
+                break
+            offset += EXPORT_CHUNK
+
+    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
