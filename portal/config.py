@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "STAFF_EMAIL": "allocations-office@localhost",  # the peer-review office: told of every submission
     "PROPOSAL_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,  # scaling evidence file
     "REPLY_WINDOW_DAYS": 7,  # right to reply: days after the reviews are released
+    "ELIGIBILITY_REQUIRES_VERIFIED_PROFILE": False,  # true: a call limited to countries needs a verified one
 }
 
 

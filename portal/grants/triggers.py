@@ -3,8 +3,8 @@
 A session listener notes which projects a flush touched (grants, allocations, memberships,
 a user's Unix name or whether the account is active, a project's account name); before the
 commit a pending change is inserted for each (site, project) in the same transaction, so the
-mark stands or falls with the change. The reconciler service applies it (see :mod:`portal.grants.service`); no web
-request ever runs a Slurm accounting command.
+mark stands or falls with the change. The reconciler service applies it (see
+:mod:`portal.grants.service`); no web request ever runs a Slurm accounting command.
 """
 from __future__ import annotations
 

@@ -230,11 +230,34 @@ def submission_problems(proposal: Proposal, now: datetime) -> dict[str, str]:
         errors["requests"] = _("Ask for time on at least one partition.")
     if not proposal.scaling_evidence and proposal.evidence is None:
         errors["scaling_evidence"] = _("Give scaling evidence as numbers or upload a file.")
-    countries = proposal.call.country_list
-    if countries and (proposal.pi.country or "").upper() not in countries:
-        errors[""] = _("The call is open to organisations in %(countries)s; your organisation's country is %(c)s.",
-                       countries=", ".join(countries), c=proposal.pi.country or _("not set"))
+    refusal = eligibility_problem(proposal.call, proposal.pi)
+    if refusal:
+        errors[""] = refusal
     return errors
+
+
+def eligibility_problem(call: Call, pi: User) -> str | None:
+    """Why the PI's organisation may not apply to ``call`` (its eligible countries), or None.
+
+    The country is the one on the PI's profile; with ``ELIGIBILITY_REQUIRES_VERIFIED_PROFILE``
+    it counts only once staff verified it (or an identity provider supplied it).
+    """
+    from portal.identity.operations import profile_url
+
+    countries = call.country_list
+    if not countries:
+        return None
+    if not pi.country:
+        return _("The call is open to organisations in %(countries)s, and your organisation's country is not set: "
+                 "set it on your profile page (%(url)s).", countries=", ".join(countries), url=profile_url())
+    if pi.country.upper() not in countries:
+        return _("The call is open to organisations in %(countries)s; your organisation's country is %(c)s.",
+                 countries=", ".join(countries), c=pi.country)
+    if current_app.config.get("ELIGIBILITY_REQUIRES_VERIFIED_PROFILE") and pi.profile_verified_at is None:
+        return _("The call is open to organisations in %(countries)s. Your organisation's country (%(c)s) is "
+                 "declared on your profile page, but the facility staff have not verified it yet; submit again "
+                 "once they have.", countries=", ".join(countries), c=pi.country)
+    return None
 
 
 def submit_proposal(proposal: Proposal, actor: User, now: datetime | None = None) -> Proposal:
@@ -289,6 +312,10 @@ def accept_invitation(invitation: Invitation, user: User) -> Invitation:
         raise Problems({"": _("This invitation was already used.")}, conflict=True)
     if invitation.email.lower() != user.email.lower():
         raise Problems({"": _("This invitation was sent to another e-mail address.")}, conflict=True)
+    if not user.email_verified:
+        raise Problems({"": _("Your e-mail address %(email)s was not confirmed by your identity provider, so it "
+                              "cannot be used to accept an invitation sent to it. Sign in with a provider that "
+                              "confirms it, or ask the facility staff.", email=user.email)}, conflict=True)
     invitation.accepted_at = utcnow()
     invitation.accepted_by_id = user.id
     db.session.flush()
