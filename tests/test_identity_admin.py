@@ -24,6 +24,7 @@ from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
 from tests.conftest import csrf_token_from, sign_in
+from tests.grant_world import cluster_site  # noqa: F401  (fixture)
 
 ISSUER = "https://proxy.myaccessid.example/"
 PROVIDERS = [{"name": "myaccessid", "label": "MyAccessID", "issuer": ISSUER, "client_id": "portal",
@@ -262,3 +263,28 @@ def test_disabled_members_leave_slurm_and_come_back(app_ctx):
     enable_user(member, acting_user=pi)
     db.session.commit()
     assert desired_state(site, today).users == {("p1_cpu", "lukasz", "cpu"), ("p1_cpu", "zydrunas", "cpu")}
+
+
+def test_a_disabled_member_leaves_the_cluster_and_returns_when_enabled(cluster_site, slurm_scheduler):
+    from portal.grants.operations import grants_of
+    from portal.grants.reconcile import reconcile_site
+    from tests.grant_world import partition, person, pool_account, project_with_team, slurm_associations, this_year
+
+    pi, member = person("Paweł Żółć"), person("Rūta Šimkutė")
+    project = project_with_team(pi, member)
+    start, end = this_year()
+    create_grant(project, title="Dev", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 10})
+    db.session.commit()
+    assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
+    account = pool_account(grants_of(project)[0], "cpu")
+    assert (member.unix_username, "cpu") in slurm_associations(slurm_scheduler, account)
+
+    disable_user(member, "Left the institute", acting_user=None)
+    db.session.commit()
+    assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
+    assert set(slurm_associations(slurm_scheduler, account)) == {None, (pi.unix_username, "cpu")}
+
+    enable_user(member, acting_user=None)
+    db.session.commit()
+    assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
+    assert (member.unix_username, "cpu") in slurm_associations(slurm_scheduler, account)
