@@ -241,6 +241,39 @@ def seed(site_name: str, cluster: str, slurm_conf: str | None):
         click.echo(f"  {login.email:24} {login.password:15} {', '.join(r.value for r in login.roles)}")
 
 
+@demo_cli.command("generate")
+@click.option("--projects", type=click.IntRange(min=1), required=True, help="How many projects.")
+@click.option("--usage-per-project", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Job rows in the usage ledger per project.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same facility.")
+@click.option("--force", is_flag=True, help="Add to a database that already holds projects.")
+def generate(projects: int, usage_per_project: int, seed: int, force: bool):
+    """Generate a synthetic facility: projects with people, awarded proposals, grants and usage."""
+    import time
+
+    from portal.demo_facility import FacilityNotEmpty, SchemaNotCurrent, generate_facility
+
+    started = time.perf_counter()
+    try:
+        with click.progressbar(length=projects, label="Projects", show_pos=True) as bar:
+            stats = generate_facility(projects, usage_per_project, seed, progress=bar.update, force=force)
+        clock = time.perf_counter()
+        db.session.commit()
+    except (FacilityNotEmpty, SchemaNotCurrent) as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc) + ("" if isinstance(exc, SchemaNotCurrent) else
+                                               " Use --force to add to it anyway.")) from None
+    stats.seconds["commit"] = time.perf_counter() - clock
+    for stage, seconds in stats.seconds.items():
+        click.echo(f"  {stage:24} {seconds:8.1f} s")
+    click.echo(f"{stats.projects} projects, {stats.users} people, {stats.memberships} memberships, "
+               f"{stats.grants} grants ({stats.active_grants} active, {stats.expired_grants} expired), "
+               f"{stats.allocations} allocations ({stats.near_exhaustion} at 90 % or more), "
+               f"{stats.usage_rows} usage rows in {time.perf_counter() - started:.1f} s")
+    click.echo(f"Every generated person signs in with the password {stats.password!r}; "
+               f"staff: {stats.staff_email}.")
+
+
 tokens_cli = AppGroup("tokens", help="Personal API tokens.")
 
 
