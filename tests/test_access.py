@@ -43,6 +43,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "identity.logout": (SIGNED_IN, "POST"),
     "sites.index": (SIGNED_IN, "GET"),
     "projects.index": (SIGNED_IN, "GET"),
+    "projects.export": (SIGNED_IN, "GET"),
     "projects.detail": (PROJECT_MEMBER, "GET"),
     "projects.add_member": (PROJECT_MANAGER, "POST"),
     "projects.remove": (PROJECT_MANAGER, "POST"),
@@ -133,6 +134,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_reviews.score": (REVIEW_ASSIGNEE, "POST"),
     # Grants (see tests/test_grant_pages.py)
     "grants.index": (SIGNED_IN, "GET"),
+    "grants.export": (SIGNED_IN, "GET"),
     "grants.detail": (PROJECT_MEMBER, "GET"),
     "grants.request_change": (PROJECT_MANAGER, "POST"),
     "grants.decide": (STAFF, "POST"),

@@ -191,3 +191,19 @@ def test_the_api_lists_grants_a_page_at_a_time_with_the_same_filters(app, staff,
     spec = client.get("/api/openapi.json").get_json()
     names = {p["name"] for p in spec["paths"]["/api/grants"]["get"]["parameters"]}
     assert {"q", "status", "site", "partition", "call", "sort", "page", "per_page"} <= names
+
+
+def test_projects_list_and_dashboard_stay_one_page_whatever_the_facility(app, staff, tmp_path):
+    client = _client(app, staff)
+    _facility(app, tmp_path, 10)
+    urls = ["/", "/projects/", "/projects/?q=petrauskienė&sort=newest", "/projects/export.csv?site=Vilnius+AI"]
+    small = {url: _queries_for(app, client, url) for url in urls}
+    _facility(app, tmp_path, 190, first=10)
+    assert {url: _queries_for(app, client, url) for url in urls} == small
+    dashboard = client.get("/").get_data(as_text=True)
+    assert "All 200 projects" in dashboard and dashboard.count('href="/projects/') <= 12
+    listed = client.get("/projects/?q=ehpc-0019&sort=code").get_data(as_text=True)
+    assert "1–10 of 10" in listed and "ehpc-00190" in listed and "Jūratė Petrauskienė 191" in listed
+    exported = client.get("/projects/export.csv?site=Vilnius+AI").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(exported.lstrip("\ufeff"))))
+    assert len(rows) == 100 and all(int(r["Code"][5:]) % 2 == 1 for r in rows)

@@ -4,15 +4,28 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from portal.projects.models import ProjectRole
-from portal.projects.operations import (TeamError, add_member_by_email, projects_visible_to, remove_member,
-                                        visible_project)
+from portal.clock import utcnow
+from portal.projects import listing
+from portal.projects.operations import TeamError, add_member_by_email, remove_member, visible_project
+from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
 
 
 @bp.route("/")
 def index():
-    return render_template("projects/index.html", projects=projects_visible_to(current_user))
+    """Projects the signed-in person may see, a page at a time, searchable and filterable."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    projects = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
+    return render_template("projects/index.html", projects=projects, page=page, choices=listing.filter_choices())
+
+
+@bp.route("/export.csv")
+def export():
+    """What the list's filter shows, as CSV."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    return csv_response(f"projects-{utcnow().date().isoformat()}.csv", [_(h) for h in listing.CSV_HEADER],
+                        listing.ordered(listing.filtered(current_user, page), page), listing.csv_row)
 
 
 @bp.route("/<int:project_id>")

@@ -4,14 +4,21 @@ from sqlalchemy import text
 
 from portal.extensions import db
 from portal.identity.access import public
-from portal.projects.operations import projects_visible_to
+from portal.projects import listing as project_listing
+from portal.web.listing import PageRequest, paginate
 
 bp = Blueprint("web", __name__)
 
 
+#: Projects on the dashboard; the projects page lists them all, a page at a time.
+DASHBOARD_PROJECTS = 10
+
+
 @bp.route("/")
 def index():
-    return render_template("index.html", projects=projects_visible_to(current_user))
+    newest = PageRequest(number=1, size=DASHBOARD_PROJECTS, search="", sort="newest", filters={})
+    projects = paginate(project_listing.ordered(project_listing.filtered(current_user, newest), newest), newest)
+    return render_template("index.html", projects=projects)
 
 
 @bp.route("/healthz")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, request
 from sqlalchemy import Select, func, select
 
 from portal.extensions import db
@@ -110,11 +110,13 @@ def parse_day(text: str) -> date | None:
 
 def csv_response(filename: str, header: Sequence[str], query: Select, row: Callable[[Any], Iterable[Any]], *,
                  scalars: bool = True) -> Response:
-    """Stream every row of ``query`` as CSV, in chunks, without holding the whole result in memory.
+    """Every row of ``query`` as a CSV attachment, read in chunks of :data:`EXPORT_CHUNK` rows.
 
-    Cells that a spreadsheet would run as a formula (starting with ``= + - @``) are prefixed with
-    an apostrophe (CSV injection); text is UTF-8 with a byte-order mark so that spreadsheet
-    programs show Polish and Lithuanian letters intact.
+    Built before the response is sent, not streamed: a stream would hold the request's database
+    transaction open for as long as the client takes to read it. Cells that a spreadsheet would
+    run as a formula (starting with ``= + - @``) are prefixed with an apostrophe (CSV
+    injection); the text is UTF-8 with a byte-order mark so that spreadsheet programs show
+    Polish and Lithuanian letters intact.
     """
     def cells(values: Iterable[Any]) -> list[str]:
         out = []
@@ -125,25 +127,20 @@ def csv_response(filename: str, header: Sequence[str], query: Select, row: Calla
             out.append(text)
         return out
 
-    def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow(header)
-        offset = 0
-        while True:
-            chunk = query.limit(EXPORT_CHUNK).offset(offset)
-            rows = list(db.session.scalars(chunk)) if scalars else list(db.session.execute(chunk))
-            for item in rows:
-                writer.writerow(cells(row(item)))
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            if len(rows) < EXPORT_CHUNK:
-                break
-            offset += EXPORT_CHUNK
-
-    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    offset = 0
+    while True:
+        chunk = query.limit(EXPORT_CHUNK).offset(offset)
+        rows = list(db.session.scalars(chunk)) if scalars else list(db.session.execute(chunk))
+        for item in rows:
+            writer.writerow(cells(row(item)))
+        if len(rows) < EXPORT_CHUNK:
+            break
+        offset += EXPORT_CHUNK
+    response = Response(buffer.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
