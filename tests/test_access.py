@@ -50,6 +50,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "sites.sync": (STAFF, "POST"),
     "sites.set_kind": (STAFF, "POST"),
     "people.users": (STAFF, "GET"),
+    "people.export": (STAFF, "GET"),
     "people.user": (STAFF, "GET"),  # staff see a person's page; only administrators change it
     "people.link": (ADMIN, "POST"),
     "people.unlink": (ADMIN, "POST"),
@@ -146,6 +147,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_grants.decide": (STAFF, "POST"),
     # Job templates and jobs (see tests/test_jobs_web.py)
     "jobs.index": (SIGNED_IN, "GET"),
+    "jobs.export": (SIGNED_IN, "GET"),
     "jobs.new": (SIGNED_IN, "GET"),
     "jobs.detail": (PROJECT_MEMBER, "GET"),
     "jobs.cancel": (PROJECT_MEMBER, "POST"),

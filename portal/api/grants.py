@@ -1,7 +1,6 @@
 """Grants in the JSON API: what was awarded, used and left, with the same access rules as the pages."""
 from __future__ import annotations
 
-from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
@@ -16,7 +15,7 @@ from portal.grants.records import GrantRequest
 from portal.grants.requests import decide_request
 from portal.grants.summary import forecast, resource_totals
 from portal.identity.access import staff_required
-from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_request, paginate
+from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_headers, page_request, paginate
 
 blp = Blueprint("api_grants", __name__, description="Grants: awarded, used and remaining hours per resource")
 
@@ -98,14 +97,7 @@ def list_grants(**_args):
     for grant, off_pace in rows.items:
         grant.off_pace_percent = round(off_pace, 2)
         grants.append(grant)
-    links = []
-    if rows.has_next:
-        links.append(f'<{url_for("api_grants.list_grants", **page.args(page=rows.number + 1))}>; rel="next"')
-    if rows.has_previous:
-        links.append(f'<{url_for("api_grants.list_grants", **page.args(page=rows.number - 1))}>; rel="prev"')
-    headers = {"X-Total-Count": str(rows.total)}
-    if links:
-        headers["Link"] = ", ".join(links)
+    headers = page_headers("api_grants.list_grants", page, rows)
     return grants, 200, headers
 
 

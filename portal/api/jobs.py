@@ -4,12 +4,14 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from portal.extensions import db
-from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, jobs_visible_to, plan_by_ids,
-                                    submit_job, visible_job)
+from portal.jobs import listing
+from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, plan_by_ids, submit_job,
+                                    visible_job)
 from portal.jobs.operations import plan_resubmission, resubmit_job
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError
+from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_headers, page_request, paginate
 
 blp = Blueprint("api_jobs", __name__, description="Job templates and jobs submitted through the portal")
 
@@ -161,11 +163,32 @@ def _submitted(plan, submit):
         abort(503, message=_("Slurm did not accept the job: %(error)s", error=str(exc)))
 
 
+class JobListArgs(Schema):
+    q = fields.Str(metadata={"description": "search job name, Slurm job id, Unix user, submitter's name or e-mail"})
+    state = fields.Str(metadata={"description": "Slurm state as last read, e.g. PENDING, RUNNING, COMPLETED"})
+    project = fields.Str(metadata={"description": "project code"})
+    partition = fields.Str(metadata={"description": "partition name"})
+    submitted_after = fields.Date(metadata={"description": "submitted on or after this day (UTC)"})
+    submitted_before = fields.Date(metadata={"description": "submitted on or before this day (UTC)"})
+    sort = fields.Str(metadata={"description": "newest (default), oldest, state, project"})
+    page = fields.Int(metadata={"description": "1-based page number"})
+    per_page = fields.Int(metadata={"description": f"rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})"})
+
+
 @blp.route("")
-@blp.response(200, JobSchema(many=True))
-def list_jobs():
-    """Jobs of the caller's projects, with their state as last read from Slurm (``state_seen_at``)."""
-    return jobs_visible_to(current_user)
+@blp.arguments(JobListArgs, location="query", as_kwargs=True)
+@blp.response(200, JobSchema(many=True), headers={
+    "X-Total-Count": {"description": "jobs matching the filter, on all pages", "schema": {"type": "integer"}},
+    "Link": {"description": "RFC 8288 links to the next and previous pages", "schema": {"type": "string"}}})
+def list_jobs(**_args):
+    """Jobs of the caller's projects (staff: all), a page at a time, filtered like the jobs page.
+
+    The state is the one last read from Slurm (``state_seen_at``): listing never asks Slurm.
+    """
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
+    headers = page_headers("api_jobs.list_jobs", page, rows)
+    return rows.items, 200, headers
 
 
 @blp.route("/<int:job_id>")

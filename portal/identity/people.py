@@ -7,24 +7,66 @@ from collections.abc import Callable
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Select, exists, select
 
+from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity import oidc
 from portal.identity.access import admin_required, staff_required
 from portal.identity.forms import ConfirmForm, DisableUserForm, LinkIdentityForm, UnlinkIdentityForm, UserRolesForm
-from portal.identity.models import Role, User
+from portal.identity.models import Role, RoleGrant, User
 from portal.identity.operations import (AccountError, country_name, disable_user, enable_user, link_identity,
                                         profile_from_provider, unlink_identity, update_user_roles, verify_profile)
+from portal.web.listing import PageRequest, csv_response, matches_any, page_request, paginate
 
 bp = Blueprint("people", __name__, url_prefix="/admin/users")
+
+
+USER_FILTERS = ("role", "status", "country")
+USER_SORTS = ("name", "newest", "email")
+
+
+def _people(page: PageRequest) -> Select:
+    """Accounts matching the search (name, e-mail, Unix name, organisation) and filters, in a stable order."""
+    query = select(User)
+    if page.search:
+        query = query.where(matches_any(page.search, User.name, User.email, User.unix_username, User.affiliation))
+    f = page.filters
+    if f.get("role") in {r.value for r in Role}:
+        query = query.where(exists(select(RoleGrant.id).where(RoleGrant.user_id == User.id,
+                                                              RoleGrant.role == Role(f["role"]))))
+    if f.get("status") in ("active", "disabled"):
+        query = query.where(User.active.is_(f["status"] == "active"))
+    if f.get("country"):
+        query = query.where(User.country == f["country"].upper())
+    order = {"name": (User.name,), "newest": (User.created_at.desc(),), "email": (User.email,)}[page.sort]
+    return query.order_by(*order, User.id)
 
 
 @bp.route("")
 @staff_required
 def users():
-    people = db.session.scalars(select(User).order_by(User.name)).all()
-    return render_template("identity/users.html", users=people)
+    """Every account, a page at a time, searchable and filterable (staff)."""
+    page = page_request(USER_FILTERS, USER_SORTS)
+    countries = db.session.scalars(select(User.country).where(User.country.is_not(None)).distinct().order_by(User.country))
+    choices = {"role": [r.value for r in Role], "status": ["active", "disabled"], "country": list(countries)}
+    return render_template("identity/users.html", rows=paginate(_people(page), page), page=page, choices=choices)
+
+
+@bp.route("/export.csv")
+@staff_required
+def export():
+    """Every account the list's filter shows, as CSV (staff, as the list)."""
+    page = page_request(USER_FILTERS, USER_SORTS)
+
+    def row(user: User):
+        return (user.name, user.email, user.unix_username or "", user.affiliation, user.country or "",
+                " ".join(sorted(r.value for r in user.roles)), "active" if user.active else "disabled",
+                user.created_at.date())
+
+    header = (_("Name"), _("E-mail"), _("Unix user"), _("Organisation"), _("Country"), _("Roles"), _("Account"),
+              _("Created"))
+    return csv_response(f"users-{utcnow().date().isoformat()}.csv", header, _people(page), row)
 
 
 def _roles_form(**kwargs) -> UserRolesForm:

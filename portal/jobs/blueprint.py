@@ -6,17 +6,19 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.jobs.efficiency import efficiency_facts
 from portal.jobs.forms import PREFIX, job_form
-from portal.jobs.operations import (JobError, cancel_job, hours_text, job_template, job_templates, jobs_visible_to,
-                                    limits_text, offered_partitions, plan_job,
-                                    submit_job, submittable_projects, visible_job)
+from portal.jobs import listing
+from portal.jobs.operations import (JobError, cancel_job, hours_text, job_template, job_templates, limits_text,
+                                    offered_partitions, plan_job, submit_job, submittable_projects, visible_job)
 from portal.jobs.operations import resubmission_values, resubmit_job
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError
+from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -25,10 +27,21 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 def index():
     # States come from the database, kept fresh by the reconciler service: a page view never
     # waits for Slurm.
-    jobs = jobs_visible_to(current_user)
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
     templates, _problems = job_templates()
-    return render_template("jobs/index.html", jobs=jobs, templates=sorted(templates.values(), key=lambda t: t.title),
-                           problem=None, form=FlaskForm())
+    return render_template("jobs/index.html", rows=rows, page=page, jobs=rows.items,
+                           choices=listing.filter_choices(current_user),
+                           templates=sorted(templates.values(), key=lambda t: t.title), problem=None, form=FlaskForm())
+
+
+@bp.route("/export.csv")
+def export():
+    """Every job the list's filter shows, as CSV (states as last stored, Slurm is not asked)."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    query = listing.ordered(listing.filtered(current_user, page), page)
+    return csv_response(f"jobs-{utcnow().date().isoformat()}.csv", [_(h) for h in listing.CSV_HEADER], query,
+                        listing.csv_row)
 
 
 @bp.route("/new/<template>", methods=["GET", "POST"])

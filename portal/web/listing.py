@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Response, request
-from sqlalchemy import Select, func, select
+from flask import Response, request, url_for
+from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from portal.extensions import db
 
@@ -101,6 +101,12 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def matches_any(text: str, *columns: Any) -> ColumnElement[bool]:
+    """``text`` found anywhere in any of ``columns``, ignoring case, its LIKE wildcards taken literally."""
+    pattern = like_pattern(text.lower())
+    return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
+
+
 def parse_day(text: str) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
@@ -152,3 +158,16 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def page_headers(endpoint: str, page: PageRequest, rows: Page) -> dict[str, str]:
+    """An API list's ``X-Total-Count`` and RFC 8288 ``Link`` (next, prev) headers for ``rows``."""
+    links = []
+    if rows.has_next:
+        links.append(f'<{url_for(endpoint, **page.args(page=rows.number + 1))}>; rel="next"')
+    if rows.has_previous:
+        links.append(f'<{url_for(endpoint, **page.args(page=rows.number - 1))}>; rel="prev"')
+    headers = {"X-Total-Count": str(rows.total)}
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
