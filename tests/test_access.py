@@ -64,6 +64,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_projects.list_projects": (SIGNED_IN, "GET"),
     "api_projects.get_project": (PROJECT_MEMBER, "GET"),
     "benchmarks.index": (SIGNED_IN, "GET"),
+    "benchmarks.export": (SIGNED_IN, "GET"),
     "benchmarks.run": (SIGNED_IN, "GET"),
     "benchmarks.history": (SIGNED_IN, "GET"),
     "benchmarks.upload": (STAFF, "POST"),
@@ -77,6 +78,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "account.profile": (SIGNED_IN, "GET"),
     "account.revoke": (TOKEN_OWNER, "POST"),
     "audit.index": (STAFF, "GET"),
+    "audit.export": (STAFF, "GET"),
     "slurm_status.status_page": (STAFF, "GET"),
     # Open to the configured networks (the test client is 127.0.0.1), a bearer token and staff;
     # tests/test_slurm_service.py checks that other addresses are refused.
@@ -86,10 +88,12 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_tokens.revoke": (TOKEN_OWNER, "DELETE"),
     # Calls, proposals and peer review (see also tests/test_authorisation_proposals.py)
     "calls.index": (SIGNED_IN, "GET"),
+    "calls.export": (SIGNED_IN, "GET"),
     "calls.detail": (SIGNED_IN, "GET"),
     "calls.new": (STAFF, "GET"),
     "calls.committee": (STAFF, "GET"),
     "proposals.index": (SIGNED_IN, "GET"),
+    "proposals.export": (SIGNED_IN, "GET"),
     "proposals.new": (PI_ROLE, "GET"),
     "proposals.detail": (PROPOSAL_TEAM, "GET"),
     "proposals.evidence": (PROPOSAL_TEAM, "GET"),
@@ -105,6 +109,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "proposals.award": (STAFF, "POST"),
     "proposals.reject": (STAFF, "POST"),
     "reviews.index": (REVIEWER_ROLE, "GET"),
+    "reviews.export": (REVIEWER_ROLE, "GET"),
     "reviews.detail": (REVIEW_ASSIGNEE, "GET"),
     "reviews.conflict": (REVIEW_ASSIGNEE, "POST"),
     "reviews.score": (REVIEW_ASSIGNEE, "POST"),

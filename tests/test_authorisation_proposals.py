@@ -59,7 +59,7 @@ def world(app, make_user):
 
 def test_every_endpoint_of_calls_proposals_and_reviews_is_classified(app):
     assert set(my_endpoints(app)) <= set(ENDPOINTS)
-    assert len(my_endpoints(app)) == 48  # 23 pages and 25 API endpoints
+    assert len(my_endpoints(app)) == 51  # 26 pages (3 CSV exports) and 25 API endpoints
 
 
 @pytest.mark.parametrize("persona", sorted(PERSONAS))

@@ -4,18 +4,29 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
+from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
 from portal.api.schemas import BenchmarkRunSchema, BenchmarkRunSummarySchema
+from portal.benchmarks import listing
 from portal.benchmarks.models import BenchmarkRun
 from portal.benchmarks.operations import BenchmarkError, InvalidResult, ingest_result, metric_history
 from portal.extensions import db
 from portal.identity.access import staff_required
+from portal.web.listing import page_headers, page_request, paginate
 
 blp = Blueprint("api_benchmarks", __name__, description="Acceptance benchmark results (mpi_examples)")
 
 
 class RunFilter(Schema):
+    q = fields.Str(metadata={"description": "search the system, partition, array or references entry"})
     system = fields.Str()
     partition = fields.Str()
+    benchmark = fields.Str(metadata={"description": "runs that measured this benchmark (e.g. pingpong)"})
+    verdict = fields.Str(metadata={"description": "passed, failed or no_reference"})
+    since = fields.Date(metadata={"description": "measured on or after this day (UTC)"})
+    until = fields.Date(metadata={"description": "measured on or before this day (UTC)"})
+    sort = fields.Str(metadata={"description": "newest (default), oldest, system"})
+    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
+    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
 
 
 class HistoryQuery(Schema):
@@ -35,15 +46,13 @@ class HistoryPointSchema(Schema):
 
 
 @blp.route("/runs")
-@blp.arguments(RunFilter, location="query")
-@blp.response(200, BenchmarkRunSummarySchema(many=True))
-def list_runs(filters):
-    """Stored runs, newest first."""
-    query = db.select(BenchmarkRun).order_by(BenchmarkRun.measured_at.desc())
-    for name in ("system", "partition"):
-        if filters.get(name):
-            query = query.where(getattr(BenchmarkRun, name) == filters[name])
-    return db.session.scalars(query.limit(500)).all()
+@blp.arguments(RunFilter, location="query", as_kwargs=True)
+@blp.response(200, BenchmarkRunSummarySchema(many=True), headers=LIST_HEADERS)
+def list_runs(**_args):
+    """Stored runs, newest first, a page at a time, filtered like the benchmarks page."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(page), page), page)
+    return rows.items, 200, page_headers("api_benchmarks.list_runs", page, rows)
 
 
 @blp.route("/runs", methods=["POST"])

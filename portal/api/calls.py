@@ -6,12 +6,16 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
+from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.calls import listing
 from portal.calls.errors import Problems
 from portal.calls.models import AccessMode, ReviewWorkflow
-from portal.calls.operations import access_modes, calls_visible_to, create_call, visible_call
+from portal.calls.operations import access_modes, create_call, visible_call
+from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.reviews.operations import committee_ranking
+from portal.web.listing import page_headers, page_request, paginate
 
 DATABASE_ID = validate.Range(1, 2**31 - 1)  # an id the database can hold: others are 422, not a database error
 
@@ -103,11 +107,23 @@ class CommitteeSchema(Schema):
     demand = fields.List(fields.Nested(DemandSchema))
 
 
+class CallListArgs(Schema):
+    q = fields.Str(metadata={"description": "search the call's code or title"})
+    mode = fields.Str(metadata={"description": "access mode name (see /api/calls/access-modes)"})
+    status = fields.Str(metadata={"description": "open (accepting submissions now), upcoming (staff) or closed"})
+    sort = fields.Str(metadata={"description": "newest (default: latest opening first), closing, code, title"})
+    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
+    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
+
+
 @blp.route("")
-@blp.response(200, CallSchema(many=True))
-def list_calls():
-    """Calls that have opened (staff: all)."""
-    return calls_visible_to(current_user)
+@blp.arguments(CallListArgs, location="query", as_kwargs=True)
+@blp.response(200, CallSchema(many=True), headers=LIST_HEADERS)
+def list_calls(**_args):
+    """Calls that have opened (staff: all), a page at a time, filtered like the calls page."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(current_user, page, utcnow()), page), page)
+    return rows.items, 200, page_headers("api_calls.list_calls", page, rows)
 
 
 @blp.route("/access-modes")

@@ -6,8 +6,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from portal.api.calls import DATABASE_ID, refuse
+from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
 from portal.calls.errors import Problems
 from portal.calls.operations import visible_call
 from portal.extensions import db
@@ -16,8 +19,11 @@ from portal.identity.models import Role, User
 from portal.projects.models import ProjectRole
 from portal.proposals import decisions
 from portal.proposals import operations as ops
-from portal.proposals.models import Proposal
+from portal.proposals import listing
+from portal.proposals.models import EvidenceFile, Proposal
+from portal.reviews.models import ReviewAssignment
 from portal.reviews.operations import assign_reviewer, submitted_reviews
+from portal.web.listing import page_headers, page_request, paginate
 
 blp = Blueprint("api_proposals", __name__, description="Proposals: drafting, submission, assessment, decision")
 
@@ -81,10 +87,14 @@ class ProposalSchema(ProposalTextSchema):
     reviews = fields.Method("_reviews")
 
     def _reviews(self, proposal):
+        # A list page reads every proposal's submitted reviews in one query (``_listed_reviews``).
+        reviews = getattr(proposal, "_listed_reviews", None)
         if current_user.is_staff:
-            return StaffReviewSchema(many=True).dump(submitted_reviews(proposal))
+            return StaffReviewSchema(many=True).dump(submitted_reviews(proposal) if reviews is None else reviews)
         released = proposal.reply_deadline is not None
-        return ApplicantReviewSchema(many=True).dump(submitted_reviews(proposal) if released else [])
+        if not released:
+            return []
+        return ApplicantReviewSchema(many=True).dump(submitted_reviews(proposal) if reviews is None else reviews)
 
 
 class ProposalInput(ProposalTextSchema):
@@ -158,11 +168,37 @@ def _fields(data: dict) -> dict:
     return {k: v for k, v in data.items() if k not in ("requests", "call_id")}
 
 
+class ProposalListArgs(Schema):
+    q = fields.Str(metadata={"description": "search title, call code or title, project code, PI name or e-mail"})
+    state = fields.Str(metadata={"description": "a proposal state: " + ", ".join(
+        s.value for s in listing.ProposalState)})
+    call = fields.Str(metadata={"description": "call code"})
+    submitted_after = fields.Date(metadata={"description": "submitted on or after this day (UTC)"})
+    submitted_before = fields.Date(metadata={"description": "submitted on or before this day (UTC)"})
+    sort = fields.Str(metadata={"description": "newest (default), submitted, title, call"})
+    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
+    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
+
+
 @blp.route("")
-@blp.response(200, ProposalSchema(many=True))
-def list_proposals():
-    """The caller's proposals (staff: all)."""
-    return ops.proposals_visible_to(current_user)
+@blp.arguments(ProposalListArgs, location="query", as_kwargs=True)
+@blp.response(200, ProposalSchema(many=True), headers=LIST_HEADERS)
+def list_proposals(**_args):
+    """The caller's proposals (staff: all), a page at a time, filtered like the proposals page."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    query = listing.ordered(listing.filtered(current_user, page), page).options(
+        selectinload(Proposal.evidence).load_only(EvidenceFile.filename))
+    rows = paginate(query, page)
+    reviews: dict[int, list[ReviewAssignment]] = {p.id: [] for p in rows.items}
+    if reviews:
+        for review in db.session.scalars(
+                select(ReviewAssignment).where(ReviewAssignment.proposal_id.in_(list(reviews)),
+                                               ReviewAssignment.submitted_at.is_not(None))
+                .order_by(ReviewAssignment.id)).unique():
+            reviews[review.proposal_id].append(review)
+    for proposal in rows.items:
+        proposal._listed_reviews = reviews[proposal.id]
+    return rows.items, 200, page_headers("api_proposals.list_proposals", page, rows)
 
 
 @blp.route("", methods=["POST"])

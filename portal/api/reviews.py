@@ -6,11 +6,14 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
 from portal.api.calls import refuse
+from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
 from portal.api.proposals import RequestSchema
 from portal.calls.errors import Problems
 from portal.identity.access import require_role
 from portal.identity.models import Role
-from portal.reviews.operations import accessible_assignment, assignments_for, declare_conflict, submit_review
+from portal.reviews import listing
+from portal.reviews.operations import accessible_assignment, declare_conflict, submit_review
+from portal.web.listing import page_headers, page_request, paginate
 
 blp = Blueprint("api_reviews", __name__, description="Peer review: the reviewer's side")
 
@@ -63,12 +66,24 @@ def _assignment(assignment_id: int):
     return accessible_assignment(current_user, assignment_id) or abort(404)
 
 
+class AssignmentListArgs(Schema):
+    q = fields.Str(metadata={"description": "search the proposal title, the call code or title"})
+    status = fields.Str(metadata={"description": "declare (conflicts not declared yet), to_review or submitted"})
+    call = fields.Str(metadata={"description": "call code"})
+    sort = fields.Str(metadata={"description": "newest (default) or oldest assignment first"})
+    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
+    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
+
+
 @blp.route("")
 @require_role(Role.REVIEWER)
-@blp.response(200, AssignmentSchema(many=True))
-def list_assignments():
-    """The caller's review assignments, without those with a declared conflict."""
-    return assignments_for(current_user)
+@blp.arguments(AssignmentListArgs, location="query", as_kwargs=True)
+@blp.response(200, AssignmentSchema(many=True), headers=LIST_HEADERS)
+def list_assignments(**_args):
+    """The caller's review assignments, without those with a declared conflict, a page at a time."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
+    return rows.items, 200, page_headers("api_reviews.list_assignments", page, rows)
 
 
 @blp.route("/<int:assignment_id>")

@@ -4,12 +4,15 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 
+from portal.benchmarks import listing
 from portal.benchmarks.charts import history_chart
 from portal.benchmarks.models import BenchmarkRun
 from portal.benchmarks.operations import BenchmarkError, ingest_result, latest_runs, metric_history
 from portal.benchmarks.upload import read_result_upload
 from portal.extensions import db
+from portal.clock import utcnow
 from portal.identity.access import staff_required
+from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("benchmarks", __name__, url_prefix="/benchmarks")
 
@@ -20,7 +23,19 @@ class UploadForm(FlaskForm):
 
 @bp.route("/")
 def index():
-    return render_template("benchmarks/index.html", runs=latest_runs(), form=UploadForm())
+    """The latest run of each system and partition, then every run a page at a time, filtered."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(page), page), page)
+    return render_template("benchmarks/index.html", runs=listing.with_metrics(latest_runs()), rows=rows, page=page,
+                           choices=listing.filter_choices(), form=UploadForm())
+
+
+@bp.route("/export.csv")
+def export():
+    """The runs the list's filter shows, as CSV."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    return csv_response(f"benchmark-runs-{utcnow().date().isoformat()}.csv", [_(h) for h in listing.CSV_HEADER],
+                        listing.ordered(listing.filtered(page), page), listing.csv_row)
 
 
 @bp.route("/runs/<int:run_id>")

@@ -4,22 +4,35 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 from sqlalchemy import select
 
+from portal.calls import listing
 from portal.calls.errors import Problems
 from portal.calls.forms import CallForm
 from portal.calls.models import AccessMode, ReviewWorkflow
-from portal.calls.operations import access_modes, calls_visible_to, create_call, visible_call
+from portal.calls.operations import access_modes, create_call, visible_call
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.reviews.operations import committee_ranking
 from portal.sites.models import Partition
+from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 
 
 @bp.route("/")
 def index():
-    return render_template("calls/index.html", calls=calls_visible_to(current_user), now=utcnow())
+    """Calls the signed-in person may see, a page at a time, searchable and filterable."""
+    page, now = page_request(listing.FILTERS, listing.SORTS), utcnow()
+    calls = paginate(listing.ordered(listing.filtered(current_user, page, now), page), page)
+    return render_template("calls/index.html", calls=calls, page=page, now=now, choices=listing.filter_choices())
+
+
+@bp.route("/export.csv")
+def export():
+    """What the list's filter shows, as CSV."""
+    page, now = page_request(listing.FILTERS, listing.SORTS), utcnow()
+    return csv_response(f"calls-{now.date().isoformat()}.csv", [_(h) for h in listing.CSV_HEADER],
+                        listing.ordered(listing.filtered(current_user, page, now), page), listing.csv_row_at(now))
 
 
 @bp.route("/<int:call_id>")

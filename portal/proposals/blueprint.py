@@ -13,7 +13,9 @@ from portal.identity.access import require_role
 from portal.identity.models import Role
 from portal.projects.models import ProjectRole
 from portal.proposals import operations as ops
+from portal.proposals import listing
 from portal.proposals.forms import ActionForm, InviteForm, ProposalForm, ReplyForm
+from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
 
@@ -55,7 +57,18 @@ def _store_evidence(form: ProposalForm, proposal) -> None:
 
 @bp.route("/")
 def index():
-    return render_template("proposals/index.html", proposals=ops.proposals_visible_to(current_user))
+    """Proposals the signed-in person may see, a page at a time, searchable and filterable."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    proposals = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
+    return render_template("proposals/index.html", proposals=proposals, page=page, choices=listing.filter_choices())
+
+
+@bp.route("/export.csv")
+def export():
+    """What the list's filter shows, as CSV."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    return csv_response(f"proposals-{utcnow().date().isoformat()}.csv", [_(h) for h in listing.CSV_HEADER],
+                        listing.ordered(listing.filtered(current_user, page), page), listing.csv_row)
 
 
 @bp.route("/new/<int:call_id>", methods=["GET", "POST"])

@@ -4,11 +4,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.calls.errors import Problems
+from portal.clock import utcnow
 from portal.identity.access import require_role
 from portal.identity.models import Role
+from portal.reviews import listing
 from portal.reviews.forms import ConflictForm, ReviewForm
 from portal.reviews.models import CRITERIA
-from portal.reviews.operations import accessible_assignment, assignments_for, declare_conflict, submit_review
+from portal.reviews.operations import accessible_assignment, declare_conflict, submit_review
+from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -30,7 +33,20 @@ def _page(assignment, errors=None, status=200):
 @bp.route("/")
 @require_role(Role.REVIEWER)
 def index():
-    return render_template("reviews/index.html", assignments=assignments_for(current_user))
+    """The reviewer's assignments (without declared conflicts), a page at a time, filtered."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    assignments = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
+    return render_template("reviews/index.html", assignments=assignments, page=page,
+                           choices=listing.filter_choices(current_user))
+
+
+@bp.route("/export.csv")
+@require_role(Role.REVIEWER)
+def export():
+    """The assignments the list's filter shows, as CSV."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    return csv_response(f"reviews-{utcnow().date().isoformat()}.csv", [_(h) for h in listing.CSV_HEADER],
+                        listing.ordered(listing.filtered(current_user, page), page), listing.csv_row)
 
 
 @bp.route("/<int:assignment_id>")

@@ -1,0 +1,14 @@
+"""What the paginated list endpoints document: their headers (set by ``portal.web.listing.page_headers``) and
+page arguments."""
+from __future__ import annotations
+
+from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+#: For ``@blp.response(..., headers=LIST_HEADERS)``: documents both headers in the OpenAPI.
+LIST_HEADERS = {
+    "X-Total-Count": {"description": "rows matching the filter, on all pages", "schema": {"type": "integer"}},
+    "Link": {"description": "RFC 8288 links to the next and previous pages", "schema": {"type": "string"}}}
+
+PAGE_DESCRIPTION = "1-based page number"
+PER_PAGE_DESCRIPTION = f"rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})"
+
