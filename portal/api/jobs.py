@@ -3,6 +3,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
+from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
 from portal.extensions import db
 from portal.jobs import listing
 from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, plan_by_ids, submit_job,
@@ -11,7 +12,7 @@ from portal.jobs.operations import plan_resubmission, resubmit_job
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError
-from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_headers, page_request, paginate
+from portal.web.listing import page_headers, page_request, paginate
 
 blp = Blueprint("api_jobs", __name__, description="Job templates and jobs submitted through the portal")
 
@@ -171,15 +172,13 @@ class JobListArgs(Schema):
     submitted_after = fields.Date(metadata={"description": "submitted on or after this day (UTC)"})
     submitted_before = fields.Date(metadata={"description": "submitted on or before this day (UTC)"})
     sort = fields.Str(metadata={"description": "newest (default), oldest, state, project"})
-    page = fields.Int(metadata={"description": "1-based page number"})
-    per_page = fields.Int(metadata={"description": f"rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})"})
+    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
+    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
 
 
 @blp.route("")
 @blp.arguments(JobListArgs, location="query", as_kwargs=True)
-@blp.response(200, JobSchema(many=True), headers={
-    "X-Total-Count": {"description": "jobs matching the filter, on all pages", "schema": {"type": "integer"}},
-    "Link": {"description": "RFC 8288 links to the next and previous pages", "schema": {"type": "string"}}})
+@blp.response(200, JobSchema(many=True), headers=LIST_HEADERS)
 def list_jobs(**_args):
     """Jobs of the caller's projects (staff: all), a page at a time, filtered like the jobs page.
 
