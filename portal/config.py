@@ -71,18 +71,29 @@ def _coerce(value: str, default: Any) -> Any:
 def load_secret_key(instance_path: Path) -> str:
     """Return the secret key from the instance folder, creating it on first use.
 
-    A key written by one gunicorn worker must be read by the others, so the file is created
-    exclusively and a worker that loses the race reads the winner's key.
+    A key written by one gunicorn worker must be read by the others. Each worker writes its
+    candidate to a file of its own, then links it into place: the link either makes the whole
+    key appear at once or fails because another worker's is there, which is then read. (A
+    file created in place could be read empty between its creation and its write, and an
+    empty key fails every request that touches the session.)
     """
     key_file = instance_path / "secret_key"
     instance_path.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return key_file.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return key_file.read_text().strip()
+    if not key_file.exists():
+        candidate = instance_path / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(candidate, key_file)
+        except FileExistsError:
+            pass  # another worker's key won
+        finally:
+            candidate.unlink()
+    key = key_file.read_text().strip()
+    if not key:
+        raise RuntimeError(f"{key_file} is empty: remove it (a new key is made) or put a key in it")
+    return key
 
 
 def from_environment(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -12,6 +12,31 @@ def test_defaults_use_sqlite_in_instance_folder_and_generate_a_secret_once(tmp_p
     assert from_environment(tmp_path, environ={})["SECRET_KEY"] == config["SECRET_KEY"]
 
 
+def _key_after_barrier(instance: str, barrier) -> str:
+    from pathlib import Path
+
+    from portal.config import load_secret_key
+
+    barrier.wait()
+    return load_secret_key(Path(instance))
+
+
+def test_workers_starting_at_once_all_get_the_same_complete_key(tmp_path):
+    # gunicorn starts its workers together; a worker that read the key file between another's
+    # create and write got an empty key, and every page using the session answered 500.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(20):
+        instance = tmp_path / f"instance{round_}"
+        with context.Manager() as manager:
+            barrier = manager.Barrier(6)
+            with context.Pool(6) as pool:
+                keys = pool.starmap(_key_after_barrier, [(str(instance), barrier)] * 6)
+        assert len(set(keys)) == 1 and len(keys[0]) == 64, keys
+        assert [p.name for p in instance.iterdir()] == ["secret_key"]  # no candidate left behind
+
+
 def test_environment_overrides(tmp_path):
     config = from_environment(tmp_path, environ={
         "DATABASE_URL": "postgresql://portal@db.example/portal",
