@@ -19,8 +19,12 @@ Members' Unix names come from a pool of ``--user-pool`` names reused across proj
 Slurm's user table stays small (each project still has 5 distinct members and 5
 associations); the members added by the bench get fresh names. Each size has its own
 database, top account and cluster, destroyed after it (``--keep-cluster``: not the last).
+A site larger than ``--load-step`` comes into Slurm with ``--load bulk`` (the default): the
+first step through a real full reconcile, the rest written into slurmdbd's tables by
+``bench/slurmdb_bulk.py`` and proved by a full reconcile that must find nothing to change;
+``--load sacctmgr`` uses full reconciles only (hours at 5,000 projects).
 
-    python bench/service_latency.py [--sizes 100,1000,5000] [--repeat 5] [--load-step 250]
+    python bench/service_latency.py [--sizes 100,1000,5000] [--repeat 5] [--load-step 250] [--load bulk]
         [--keep-cluster] [--slurm-dir /var/tmp/bench-svc] [--name benchsvc] [--slurm-database NAME]
         [--database-url postgresql://postgres@127.0.0.1:5432/portal_bench_svc]
 """
@@ -201,7 +205,7 @@ class Abandoned(Exception):
 
 
 def bring_in_line(site, cluster, users: list, size: int, step: int, limit: float,
-                  prefix: str) -> tuple[list[int], list[float]]:
+                  prefix: str, bulk: bool = False) -> tuple[list[int], list[float]]:
     """Populate ``size`` projects and bring Slurm in line: one full reconcile per ``step`` projects.
 
     slurmdbd 22.05 keeps associations as a nested set (lft/rgt), so each one added shifts every
@@ -217,6 +221,8 @@ def bring_in_line(site, cluster, users: list, size: int, step: int, limit: float
     scheduler = make_scheduler("cli", slurm_conf=str(cluster.conf_path), timeout=3600)
     ids: list[int] = []
     steps: list[float] = []
+    if bulk and size > step:
+        return bring_in_bulk(site, cluster, scheduler, users, size, step, prefix)
     for first in range(0, size, step):
         stop = min(first + step, size)
         ids += populate(site, users, prefix, first, stop)
@@ -233,6 +239,44 @@ def bring_in_line(site, cluster, users: list, size: int, step: int, limit: float
                   f" {steps[-1]:.0f} s (--step-limit {limit:g} s); the next could reach sacctmgr's 900 s", flush=True)
             break
     return ids, steps
+
+
+def bring_in_bulk(site, cluster, scheduler, users: list, size: int, step: int,
+                  prefix: str) -> tuple[list[int], list[float]]:
+    """The first ``step`` projects through a real full reconcile (``sacctmgr load``), the rest
+    written straight into slurmdbd's tables (``slurmdb_bulk``); then a full reconcile, which
+    reads every account and association back through sacctmgr, must find nothing to change."""
+    from bench.slurmdb_bulk import bulk_load
+    from portal.extensions import db
+    from portal.grants.reconcile import desired_state, reconcile_site
+
+    ids = populate(site, users, prefix, 0, step)
+    began = time.perf_counter()
+    outcome = reconcile_site(site, scheduler, full=True)
+    first = time.perf_counter() - began
+    if not outcome.run.succeeded:
+        raise Abandoned(f"full reconcile failed after {first:.0f} s: {outcome.run.error}")
+    print(f"#   {step} projects in Slurm through sacctmgr: full reconcile {first:.1f} s"
+          f" ({len(outcome.commands)} changes)", flush=True)
+    ids += populate(site, users, prefix, step, size)
+    began = time.perf_counter()
+    desired = desired_state(site)
+    db.session.commit()
+    added = bulk_load(cluster, desired)
+    loaded = time.perf_counter() - began
+    began = time.perf_counter()
+    check = reconcile_site(site, scheduler, full=True)
+    checked = time.perf_counter() - began
+    if not check.run.succeeded:
+        raise Abandoned(f"after the bulk load a full reconcile failed: {check.run.error}")
+    if check.commands:
+        raise Abandoned(f"after the bulk load a full reconcile wanted {len(check.commands)} change(s),"
+                        f" e.g. {check.commands[0]}: the load did not write what sacctmgr would have")
+    print(f"#   {size} projects in Slurm: {added['accounts']} accounts, {added['users']} users and"
+          f" {added['associations']} associations written into slurmdbd's tables in {loaded:.1f} s"
+          f" (daemons restarted); a full reconcile then read everything back in {checked:.1f} s and found"
+          f" 0 changes to make", flush=True)
+    return ids, [first, checked]
 
 
 def measure_size(args, cluster, size: int, rng: random.Random) -> dict:
@@ -268,7 +312,7 @@ def measure_size(args, cluster, size: int, rng: random.Random) -> dict:
             db.session.commit()
             began = time.perf_counter()
             ids, steps = bring_in_line(site, cluster, user_pool(args.user_pool, prefix), size, args.load_step,
-                                       args.step_limit, prefix)
+                                       args.step_limit, prefix, bulk=args.load == "bulk")
             result.update(full=sum(steps), steps=len(steps), reached=len(ids))
             print(f"# {size}: {len(ids)} projects x {MEMBERS} members populated and in Slurm in"
                   f" {time.perf_counter() - began:.1f} s, of which full reconcile {result['full']:.1f} s"
@@ -358,6 +402,11 @@ def main() -> None:
     parser.add_argument("--user-pool", type=int, default=50, help="Unix names the members are drawn from")
     parser.add_argument("--load-step", type=int, default=250,
                         help="projects brought into Slurm per full reconcile (one step up to this size)")
+    parser.add_argument("--load", choices=("bulk", "sacctmgr"), default="bulk",
+                        help="how a site larger than --load-step gets into Slurm: 'sacctmgr', full reconciles"
+                        " of --load-step projects each (hours at 5,000 projects: slurmdbd's nested set), or"
+                        " 'bulk', the first step so and the rest written into slurmdbd's tables, then proved"
+                        " by a full reconcile that finds nothing to change (see bench/slurmdb_bulk.py)")
     parser.add_argument("--step-limit", type=float, default=300.0,
                         help="give a size up when one step takes longer (sacctmgr itself gives up at 900 s)")
     parser.add_argument("--scheduler-timeout", type=float, default=30.0)
@@ -425,7 +474,9 @@ def _report(args, results: list[dict]) -> None:
     print(f"# reconciler service latency: N projects x {MEMBERS} members ({args.user_pool} Unix names reused),"
           f" grant on cpu; {args.repeat} changes per case, milliseconds as median max;"
           f" SCHEDULER_TIMEOUT {args.scheduler_timeout:g} s; full s: the full reconcile(s) that brought Slurm"
-          f" in line, in steps of {args.load_step} projects")
+          f" in line, in steps of {args.load_step} projects"
+          + (" (larger sites: the first step, then the bulk load's proving full reconcile)"
+             if args.load == "bulk" else ""))
     print(f"# {'projects':>8} {'full s':>7} | {'commit-to-applied':>16} | {'web change':>16} |"
           f" {'web, dbd stopped':>16} | {'plain page':>16} | {'page, dbd stopped':>17}")
     for r in results:
