@@ -26,6 +26,7 @@ ADMIN = "admin"
 PROJECT_MEMBER = "project member"  # members of the project in the URL, and staff
 TOKEN_OWNER = "token owner"  # only the user whose API token is in the URL
 SIGN_IN_FLOW = "sign-in flow"  # public; the provider in the URL is unknown here (404), see test_oidc
+PUBLIC_FORM = "public form"  # anyone, signed in or not, posting the page's CSRF token (the language switch)
 PI_ROLE = "PI role"  # anyone holding the PI role
 PROPOSAL_TEAM = "proposal team"  # the proposal's PI and accepted team, and staff; others 404
 PROPOSAL_APPLICANT = "proposal applicant"  # the PI (and co-PIs); staff 403; others 404
@@ -76,6 +77,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "identity.oidc_callback": (SIGN_IN_FLOW, "GET"),
     "account.tokens": (SIGNED_IN, "GET"),
     "account.profile": (SIGNED_IN, "GET"),
+    "account.language": (PUBLIC_FORM, "POST"),
     "account.revoke": (TOKEN_OWNER, "POST"),
     "audit.index": (STAFF, "GET"),
     "audit.export": (STAFF, "GET"),
@@ -179,7 +181,7 @@ PERSONAS = {
 
 
 def expected_allowed(rule: str, persona: str) -> bool:
-    if rule in (PUBLIC, SIGNED_IN, SIGN_IN_FLOW):
+    if rule in (PUBLIC, SIGNED_IN, SIGN_IN_FLOW, PUBLIC_FORM):
         return True
     if rule == TOKEN_OWNER:
         return persona == "member"
@@ -276,6 +278,8 @@ def test_anonymous_access(app, world, endpoint):
         assert response.status_code == 200
     elif rule == SIGN_IN_FLOW:
         assert response.status_code == 404  # reached the view: no redirect to sign in
+    elif rule == PUBLIC_FORM:
+        assert response.status_code == 400  # no redirect to sign in; refused without the CSRF token
     elif url.startswith("/api/"):
         assert response.status_code == 401
         assert response.get_json()["message"]

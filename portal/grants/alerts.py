@@ -12,7 +12,8 @@ from portal.extensions import db
 from portal.grants.models import Grant, GrantStatus
 from portal.grants.records import GrantAlert
 from portal.grants.summary import resource_totals
-from portal.mail import queue_mail
+from portal.formatting import format_number
+from portal.mail import queue_mail_to
 from portal.projects.models import ProjectRole
 
 THRESHOLDS = (50, 75, 90, 100)
@@ -44,12 +45,14 @@ def send_usage_alerts() -> list[GrantAlert]:
             top = max(crossed)
             to = _recipients(grant)
             if to:
-                queue_mail(to, _("%(project)s: %(percent)d %% of the %(unit)s used",
-                                 project=grant.project.code, percent=top, unit=total.unit),
-                           _("The grant \"%(title)s\" of project %(project)s has used %(used)s of %(awarded)s"
-                             " %(unit)s (%(percent)d %%).\n\nAt 100 %% Slurm holds new jobs. Ask for a top-up"
-                             " on the grant's page if you need more time.",
-                             title=grant.title, project=grant.project.code, used=f"{total.used:,.0f}",
-                             awarded=f"{total.awarded:,.0f}", unit=total.unit, percent=total.percent_used))
+                # Composed once per recipients' language (the unit and numbers too).
+                queue_mail_to(to, lambda grant=grant, total=total, top=top: (
+                    _("%(project)s: %(percent)d %% of the %(unit)s used",
+                      project=grant.project.code, percent=top, unit=total.unit),
+                    _("The grant \"%(title)s\" of project %(project)s has used %(used)s of %(awarded)s"
+                      " %(unit)s (%(percent)d %%).\n\nAt 100 %% Slurm holds new jobs. Ask for a top-up"
+                      " on the grant's page if you need more time.",
+                      title=grant.title, project=grant.project.code, used=format_number(total.used),
+                      awarded=format_number(total.awarded), unit=total.unit, percent=total.percent_used)))
     db.session.flush()
     return sent

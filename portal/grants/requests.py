@@ -13,7 +13,7 @@ from portal.grants.models import Grant, GrantStatus
 from portal.grants.operations import GrantConflict, GrantError, _audit, add_minutes, extend_grant, hours_to_minutes
 from portal.grants.records import FinalReport, GrantRequest, RequestStatus
 from portal.identity.models import User
-from portal.mail import queue_mail
+from portal.mail import queue_mail_to
 from portal.sites.models import Partition
 
 REPORT_DUE_AFTER = timedelta(days=61)  # "within two months of the end"
@@ -72,9 +72,9 @@ def decide_request(request: GrantRequest, staff: User, *, approve: bool) -> Gran
             extend_grant(grant, request.new_end_date, staff)
     _audit("grant.change_decided", grant, staff, {"request": request.id, "status": request.status.value})
     if request.requested_by is not None:
-        queue_mail(request.requested_by.email, _("Your request for grant \"%(title)s\" was %(status)s",
-                                                 title=grant.title, status=_(request.status.value)),
-                   _("Staff %(status)s your request: %(reason)s", status=_(request.status.value), reason=request.reason))
+        queue_mail_to(request.requested_by.email, lambda: (  # in the requester's language
+            _("Your request for grant \"%(title)s\" was %(status)s", title=grant.title, status=_(request.status.value)),
+            _("Staff %(status)s your request: %(reason)s", status=_(request.status.value), reason=request.reason)))
     return request
 
 

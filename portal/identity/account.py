@@ -1,9 +1,14 @@
 """The signed-in user's own settings: profile and personal API tokens."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import force_locale
 from flask_login import current_user
+
+from portal.i18n import LOCALE_COOKIE, LOCALE_COOKIE_MAX_AGE, LOCALES
+from portal.identity.access import public
+from portal.identity.blueprint import _safe_next
 
 from portal.identity.forms import ProfileForm, TokenForm
 from portal.identity.operations import AccountError, countries, country_name, profile_from_provider, update_profile
@@ -62,6 +67,24 @@ def profile():
     status = 422 if errors else 200
     return render_template("identity/profile.html", form=form, errors=errors, provider=provider,
                            provider_label=_provider_label(provider), country=country_name(current_user.country)), status
+
+
+@bp.route("/language", methods=["POST"])
+@public
+def language():
+    """The interface language: kept on the person (so e-mails follow it) and in a cookie for
+    the browser (so the sign-in page and a signed-out visitor get it too)."""
+    chosen = request.form.get("locale", "")
+    if chosen not in LOCALES:
+        abort(400)
+    if current_user.is_authenticated:
+        current_user.locale = chosen
+    with force_locale(chosen):  # the confirmation is already in the new language
+        flash(_("Language changed."), "info")
+    response = redirect(_safe_next(request.form.get("next")))
+    response.set_cookie(LOCALE_COOKIE, chosen, max_age=LOCALE_COOKIE_MAX_AGE, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 def _provider_label(name: str | None) -> str:

@@ -68,6 +68,9 @@ class User(UserMixin, db.Model):
     profile_verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     disabled_at: Mapped[datetime | None]
     disabled_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    # The interface language the person chose (en, pl, lt); None: the browser's cookie or
+    # Accept-Language decide. E-mails to the person are written in it too.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
     role_grants: Mapped[list[RoleGrant]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import g, has_app_context
+from flask_babel import force_locale
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,6 +38,30 @@ def queue_mail(to: list[str] | str, subject: str, body: str) -> OutgoingMail:
     if has_app_context():
         g.setdefault("queued_mail_ids", []).append(mail.id)
     return mail
+
+
+def queue_mail_to(to: list[str] | str, compose: Callable[[], tuple[str, str]]) -> list[OutgoingMail]:
+    """Queue a message written in each recipient's language: ``compose()`` returns
+    ``(subject, body)`` and is called once per language among the recipients, with that
+    language active (gettext, dates, numbers). An address with no account, or a person who
+    chose no language, gets the default one."""
+    by_locale: dict[str, list[str]] = {}
+    for address in [to] if isinstance(to, str) else to:
+        by_locale.setdefault(_locale_of_address(address), []).append(address)
+    mails = []
+    for locale, addresses in by_locale.items():
+        with force_locale(locale):
+            subject, body = compose()
+        mails.append(queue_mail(addresses, subject, body))
+    return mails
+
+
+def _locale_of_address(address: str) -> str:
+    from portal.i18n import DEFAULT_LOCALE, LOCALES
+    from portal.identity.models import User
+
+    chosen = db.session.scalar(select(User.locale).where(func.lower(User.email) == address.strip().lower()).limit(1))
+    return chosen if chosen in LOCALES else DEFAULT_LOCALE
 
 
 def _deliver(mails: list[OutgoingMail]) -> int:

@@ -1,0 +1,57 @@
+"""The interface languages and how one is chosen for a request or an e-mail.
+
+English is the source language (every string is written in English and goes through Babel);
+Polish and Lithuanian are the facility's other languages, translated in
+``portal/translations/<locale>/LC_MESSAGES/messages.po`` (see ``scripts/translations.sh``).
+"""
+from __future__ import annotations
+
+from flask import g, has_request_context, request
+
+# Each language named in itself: a person who cannot read the current one still finds theirs.
+LOCALES: dict[str, str] = {"en": "English", "pl": "Polski", "lt": "Lietuvių"}
+DEFAULT_LOCALE = "en"
+LOCALE_COOKIE = "portal_locale"
+LOCALE_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def select_locale() -> str | None:
+    """The person's saved choice, then the browser's cookie, then Accept-Language."""
+    if not has_request_context():
+        return None  # the command line: the default locale
+    if not g.get("_portal_selecting_locale"):
+        # Loading the user may itself translate a message (a disabled account is signed out
+        # with a flash); that inner call skips the user instead of loading it again forever.
+        g._portal_selecting_locale = True
+        try:
+            from flask_login import current_user
+
+            chosen = getattr(current_user, "locale", None)
+        finally:
+            g._portal_selecting_locale = False
+        if chosen in LOCALES:
+            return chosen
+    cookie = request.cookies.get(LOCALE_COOKIE)
+    if cookie in LOCALES:
+        return cookie
+    return request.accept_languages.best_match(list(LOCALES)) or DEFAULT_LOCALE
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction only; it is translated where it is shown (``_(value)``)."""
+    return message
+
+
+# Stored values that pages show through ``_(value)`` (status columns, filter menus): marked here
+# so that extraction puts them in the catalogs. tests/test_i18n.py fails when an enum or status
+# list gains a value missing here. Slurm's own job states and audit action names stay as they are.
+SHOWN_VALUES = (
+    # projects, grants (statuses) and grant requests
+    N_("pending"), N_("active"), N_("suspended"), N_("closed"), N_("expired"),
+    N_("open"), N_("approved"), N_("refused"),
+    # proposals (states, as the filter menu offers them)
+    N_("draft"), N_("submitted"), N_("admissible"), N_("inadmissible"), N_("technically_assessed"),
+    N_("in_review"), N_("reviewed"), N_("replied"), N_("awarded"), N_("rejected"),
+    # calls, review assignments, benchmark verdicts
+    N_("upcoming"), N_("declare"), N_("to_review"), N_("passed"), N_("failed"), N_("no_reference"),
+)
