@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 
 from portal import config as portal_config
+from portal.shipped import shipped_folder
 
 __version__ = "0.1.0"
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = shipped_folder("migrations")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -98,9 +99,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _select_locale() -> str | None:
-    from portal.i18n import select_locale
-
-    return select_locale()
+    # Translations come later (Polish, Lithuanian); until then every request gets English.
+    if not has_request_context():
+        return None  # the command line: the default locale
+    return request.accept_languages.best_match(["en"]) or "en"
 
 
 def _init_login(app: Flask, login_manager) -> None:
@@ -168,15 +170,8 @@ def _security_headers(response):
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from flask_babel import get_locale
-
-    from portal.formatting import format_day, format_moment, format_number
-    from portal.i18n import LOCALES
+    from portal.formatting import format_number
     from portal.identity.models import Role
 
     app.jinja_env.globals["Role"] = Role
-    app.jinja_env.globals["LOCALES"] = LOCALES
-    app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["num"] = format_number
-    app.jinja_env.filters["day"] = format_day  # dates and times in the reader's locale (UTC)
-    app.jinja_env.filters["moment"] = format_moment

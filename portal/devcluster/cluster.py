@@ -15,6 +15,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import time
@@ -50,14 +51,48 @@ class Ports:
         base = 17000 + (zlib.crc32(name.encode()) % 1000) * 3
         return cls(base, base + 1, base + 2)
 
+    @classmethod
+    def free_for_name(cls, name: str) -> Ports:
+        """The name's ports, or the next slot after them whose ports (every node's and
+        slurmrestd's included) are all free: two names may hash to the same slot, and a daemon
+        on a taken port dies with "Address already in use"."""
+        first = cls.for_name(name).slurmctld - 17000
+        for step in range(0, 3000, 3):
+            base = 17000 + (first + step) % 3000
+            ports = cls(base, base + 1, base + 2)
+            if all(_port_free(port) for port in ports.every_port()):
+                return ports
+        raise ClusterError("no free ports for a Slurm cluster between 17000 and 31999")
+
+    def every_port(self) -> tuple[int, ...]:
+        """The base ports and every node slot up to slurmrestd's (after the last node's)."""
+        return (self.slurmctld, self.slurmdbd,
+                *(self.node(index) for index in range(MAX_NODES + 1)))
+
     def node(self, index: int) -> int:
         """The slurmd port of the index-th node (0-based); node 0 uses ``slurmd``."""
         return self.slurmd + index * _NODE_PORT_STRIDE
 
 
 def _derive_name(root: Path) -> str:
+    # The whole path picks the suffix: two folders named alike ("slurm" of two demos) get
+    # two names, hence two sets of ports and databases.
     name = re.sub(r"[^a-z0-9]", "", root.name.lower())[:20]
-    return name if name and name[0].isalpha() else f"dev{name}"[:20]
+    name = name if name and name[0].isalpha() else f"dev{name}"[:20]
+    return f"{name}_{_path_tag(root)}"
+
+
+def _path_tag(root: Path) -> str:
+    return f"{zlib.crc32(str(root).encode()):08x}"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -68,6 +103,14 @@ def _pid_alive(pid: int) -> bool:
         return False
     match = re.search(r"^State:\s+(\S)", status, re.M)
     return bool(match) and match.group(1) not in ("Z", "X")
+
+
+def _signal(pid: int, signum: int) -> None:
+    """Signal a daemon that may exit meanwhile (its end is what stopping waits for)."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -91,7 +134,8 @@ class LocalCluster:
         self.cluster_name = name or self._configured_name() or _derive_name(self.root)
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", self.cluster_name):
             raise ValueError(f"cluster name {self.cluster_name!r}: use [a-z][a-z0-9_]*")
-        self.ports = ports or Ports.for_name(self.cluster_name)
+        # An existing folder keeps the ports in its config; a new one takes free ones.
+        self.ports = ports or self._configured_ports() or Ports.free_for_name(self.cluster_name)
         # Like the name, the node count of an existing folder is read back from its config,
         # so `stop`/`status` from another process finds every slurmd.
         configured = self._configured_nodes()
@@ -107,8 +151,12 @@ class LocalCluster:
             else tuple(f"n{i}" for i in range(1, self.nodes + 1)))
         self.gpus = gpus
         self.db_host, self.db_port = db_host, db_port
-        self.db_name = f"slurm_acct_{self.cluster_name}"
-        self.db_user = f"slurm_{self.cluster_name}"[:32]
+        # The database and its user belong to this folder alone (the path's tag in their
+        # names): another folder with the same cluster name never resets this one's password
+        # nor drops its database. An existing folder keeps those its config names.
+        tag = _path_tag(self.root)
+        self.db_name, self.db_user = self._configured_database() or (
+            f"slurm_acct_{self.cluster_name}_{tag}", f"slurm_{self.cluster_name[:16]}_{tag}")
         self.munge_socket = self.root / "munge" / "run" / "munge.socket"
         self.jobs_dir = self.root / "jobs"
 
@@ -204,11 +252,11 @@ class LocalCluster:
         pid = self.daemon_pid(daemon)
         if pid is None:
             return
-        os.kill(pid, signal.SIGTERM)
+        _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _pid_alive(pid):
             if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
+                _signal(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 5
             time.sleep(0.1)
         (self.root / "run" / f"{daemon}.pid").unlink(missing_ok=True)
@@ -238,6 +286,23 @@ class LocalCluster:
         except FileNotFoundError:
             return None
         return len(re.findall(r"^NodeName=", text, re.MULTILINE)) or None
+
+    def _configured_ports(self) -> Ports | None:
+        try:
+            text = self.conf_path.read_text()
+        except FileNotFoundError:
+            return None
+        found = [re.search(rf"^{key}=(\d+)", text, re.M)
+                 for key in ("SlurmctldPort", "SlurmdPort", "AccountingStoragePort")]
+        return Ports(*(int(m.group(1)) for m in found)) if all(found) else None
+
+    def _configured_database(self) -> tuple[str, str] | None:
+        try:
+            text = (self.root / "etc" / "slurmdbd.conf").read_text()
+        except FileNotFoundError:
+            return None
+        found = [re.search(rf"^{key}=(\S+)", text, re.M) for key in ("StorageLoc", "StorageUser")]
+        return (found[0].group(1), found[1].group(1)) if all(found) else None
 
     def _configured_name(self) -> str | None:
         try:
@@ -332,8 +397,8 @@ class LocalCluster:
             statements += [
                 f"CREATE USER IF NOT EXISTS '{self.db_user}'@'{host}'"
                 f" IDENTIFIED BY '{self._db_password()}'",
-                # The same cluster name in another folder has another password: the user may
-                # exist from that one, so set this folder's password every time.
+                # The user may exist from an earlier folder at this path (destroyed without
+                # MariaDB, or moved): set this folder's password every time.
                 f"ALTER USER '{self.db_user}'@'{host}' IDENTIFIED BY '{self._db_password()}'",
                 f"GRANT ALL ON `{self.db_name}`.* TO '{self.db_user}'@'{host}'",
             ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -16,9 +17,12 @@ import pytest
 
 from portal.devcluster.cluster import ClusterError, LocalCluster
 
-TEST_CLUSTER_DIR = Path(os.environ.get("PORTAL_TEST_SLURM_DIR", "/var/tmp/portal-test-slurm"))
-# Two test sessions at once (e.g. two developers' worktrees) each name their own cluster.
-TEST_CLUSTER_NAME = os.environ.get("PORTAL_TEST_SLURM_NAME", "portaltest")
+# One test cluster per checkout (the tag of this file's path): two worktrees' sessions, or a
+# session beside `make demo`, never share a folder, name, ports or database. Sessions of one
+# checkout share it (the first one up leaves it running for the next).
+_CHECKOUT_TAG = f"{zlib.crc32(str(Path(__file__).resolve().parents[2]).encode()):08x}"
+TEST_CLUSTER_DIR = Path(os.environ.get("PORTAL_TEST_SLURM_DIR", f"/var/tmp/portal-test-slurm-{_CHECKOUT_TAG}"))
+TEST_CLUSTER_NAME = os.environ.get("PORTAL_TEST_SLURM_NAME", f"portaltest_{_CHECKOUT_TAG}")
 # Two slurmd on this host, so multi-node jobs (MPI, torchrun) really span nodes.
 TEST_CLUSTER_NODES = int(os.environ.get("PORTAL_TEST_SLURM_NODES", "2"))
 T = TypeVar("T")

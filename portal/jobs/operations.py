@@ -30,6 +30,7 @@ from portal.jobs.models import SubmittedJob
 from portal.jobs.schema import ParamError
 from portal.jobs.templates import SHIPPED_DIR, JobTemplate, TemplateProblem, load_templates, render_script
 from portal.projects.models import Membership, Project
+from portal.shipped import shipped_folder
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import refresh_partition_limits, scheduler_for
 from portal.slurm.errors import SchedulerError
@@ -37,7 +38,7 @@ from portal.slurm.types import JobRequest, JobState, JobStatus
 
 log = logging.getLogger(__name__)
 JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
-MPI_REFERENCES = Path(__file__).resolve().parent.parent.parent / "mpi_examples" / "references"
+MPI_REFERENCES = shipped_folder("mpi_examples/references")
 
 
 class JobError(Exception):

@@ -39,10 +39,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from portal.jobs.schema import SBATCH_FEEDS, Param, SchemaError, param_from_schema
 from portal.jobs.shellcontext import landings
+from portal.shipped import shipped_folder
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent.parent / "slurm_templates"
+SHIPPED_DIR = shipped_folder("slurm_templates")
 KINDS = ("cpu", "gpu")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 _LOOKS_LIKE_DIRECTIVE = re.compile(r"\s*#\s*(SBATCH|!)", re.I)

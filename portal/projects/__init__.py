@@ -1,0 +1,1 @@
+"""Projects: a PI, members and their Slurm account; the dashboard."""

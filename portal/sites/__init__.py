@@ -1,0 +1,1 @@
+"""Sites: clusters and their partitions, read back from Slurm."""

@@ -1,0 +1,211 @@
+"""The portal as an installed package, away from any checkout: a wheel built from this
+checkout's files, installed with pip in a new virtual environment, migrates SQLite and
+PostgreSQL, seeds the demo from the test cluster, serves pages and renders job templates,
+every file coming from the installed package.
+
+Slow (a wheel build, a venv, pip resolving the dependencies: about half a minute).
+"""
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from portal.demo import DEMO_LOGINS
+from tests.conftest import csrf_token_from, recreate_postgres_database, session_database_url
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+# Folders a checkout keeps beside the package and the wheel ships inside it (setup.py).
+BESIDE_PACKAGE = {"migrations/": "portal/_migrations/", "slurm_templates/": "portal/_slurm_templates/"}
+
+
+@dataclass
+class Installed:
+    work: Path  # outside the checkout: the venv, the instance folder, the commands' cwd
+    venv: Path
+    wheel: Path
+    files: list[str]  # the checkout's files it was built from
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("PYTHONPATH", "VIRTUAL_ENV", "DATABASE_URL", "FLASK_APP")
+               and not key.startswith("PORTAL_")}
+        return {**env, "PATH": f"{self.venv / 'bin'}:{env['PATH']}",
+                "PORTAL_INSTANCE_PATH": str(self.work / "instance"), **extra}
+
+    def run(self, *argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+        done = subprocess.run([str(self.venv / "bin" / argv[0]), *argv[1:]], cwd=self.work,
+                              env=env or self.env(), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        assert done.returncode == 0, f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def python(self, code: str, env: dict[str, str] | None = None):
+        """Run ``code`` in the installed venv; it prints one JSON value."""
+        return json.loads(self.run("python", "-c", code, env=env).strip().splitlines()[-1])
+
+
+def checkout_files() -> list[str]:
+    """What a clean clone holds (tracked files and new ones not ignored), nothing built."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Installed]:
+    # /tmp, not pytest's tmp_path: other sessions' pytest prune old base folders.
+    work = Path(tempfile.mkdtemp(prefix="portal-package-"))
+    try:
+        source = work / "source"
+        files = checkout_files()
+        for name in files:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+        dist = work / "dist"
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
+                       check=True, capture_output=True, text=True, timeout=300)
+        shutil.rmtree(source)
+        [wheel] = dist.glob("*.whl")
+        venv = work / "venv"
+        # The base interpreter, as a fresh machine has it: nothing of the checkout's .venv.
+        subprocess.run([sys._base_executable, "-m", "venv", str(venv)], check=True, timeout=120)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+                       check=True, capture_output=True, text=True, timeout=600)
+        yield Installed(work, venv, wheel, files)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_wheel_holds_every_file_the_portal_reads(installed):
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    missing = []
+    for name in installed.files:
+        top = name.split("/", 1)[0] + "/"
+        if top in BESIDE_PACKAGE:
+            name = BESIDE_PACKAGE[top] + name[len(top):]
+        elif top not in ("portal/", "mpi_examples/"):
+            continue
+        if name not in names:
+            missing.append(name)
+    assert missing == []
+    # Templates of every depth, static files, the three packages that once lacked __init__.py.
+    for expected in ("portal/templates/base.html", "portal/templates/identity/login.html",
+                     "portal/static/portal.css", "portal/identity/models.py",
+                     "portal/projects/models.py", "portal/sites/models.py",
+                     "portal/_migrations/env.py", "portal/_migrations/alembic.ini",
+                     "portal/_slurm_templates/pytorch.sh.j2", "portal/_slurm_templates/examples/train_ddp.py",
+                     "portal/devcluster/templates/slurm.conf"):
+        assert expected in names
+
+
+def test_installed_package_reads_its_own_files_not_the_checkout(installed):
+    paths = installed.python(
+        "import json, sys, portal; from portal.jobs.operations import MPI_REFERENCES;"
+        " from portal.jobs.templates import SHIPPED_DIR;"
+        " print(json.dumps([portal.__file__, str(portal.MIGRATIONS_DIR), str(SHIPPED_DIR),"
+        " str(MPI_REFERENCES), sys.path]))")
+    *folders, sys_path = paths
+    site_packages = installed.venv.resolve()
+    for folder in folders:
+        assert Path(folder).resolve().is_relative_to(site_packages), folder
+    # Nothing of the checkout on the path ("" is the commands' folder, outside it).
+    assert not any((installed.work / entry).resolve().is_relative_to(REPO) for entry in sys_path)
+
+
+def test_installed_package_migrates_sqlite_and_postgresql(installed):
+    installed.run("flask", "--app", "portal", "db", "upgrade")
+    head = subprocess.run([sys.executable, "-m", "flask", "--app", "portal", "db", "heads"], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+    # The script location Alembic used is the wheel's copy, and it reached the checkout's head.
+    current = installed.run("flask", "--app", "portal", "db", "current", "--verbose")
+    assert head in current
+    assert str(installed.venv) in installed.run("flask", "--app", "portal", "db", "show", head)
+
+    url = session_database_url("_package")
+    recreate_postgres_database(url)
+    try:
+        env = installed.env(DATABASE_URL=url)
+        installed.run("flask", "--app", "portal", "db", "upgrade", env=env)
+        assert head in installed.run("flask", "--app", "portal", "db", "current", env=env)
+    finally:
+        recreate_postgres_database(url, drop_only=True)
+
+
+def test_installed_package_renders_job_templates_from_its_own_folder(installed):
+    rendered = installed.python(
+        "import json; from portal.jobs.operations import MPI_REFERENCES;"
+        " from portal.jobs.templates import SHIPPED_DIR, load_templates, render_script\n"
+        "templates, problems = load_templates([SHIPPED_DIR])\n"
+        "out = {'problems': [str(p) for p in problems], 'names': sorted(templates)}\n"
+        "for name in ('pytorch', 'benchmark'):\n"
+        "    t = templates[name]\n"
+        "    values = {n: p.clean(p.default if p.default is not None else '') for n, p in t.params.items()}\n"
+        "    out[name] = render_script(t, [('--job-name', name), ('--output', '/tmp/slurm-%j.out')], values,"
+        " {'python': '/usr/bin/python3', 'workdir': '/tmp', 'mpi_references': str(MPI_REFERENCES),"
+        " 'examples': str(SHIPPED_DIR / 'examples')})\n"
+        "print(json.dumps(out))")
+    assert rendered["problems"] == []
+    assert rendered["names"] == sorted(path.stem for path in (REPO / "slurm_templates").glob("*.json"))
+    examples = next(line.split("=", 1)[1] for line in rendered["pytorch"].splitlines()
+                    if line.startswith("export PORTAL_EXAMPLES="))
+    assert Path(examples).resolve().is_relative_to(installed.venv.resolve())
+    assert (Path(examples) / "train_ddp.py").is_file()
+    assert f"{installed.venv}" in rendered["benchmark"] and "/references/" in rendered["benchmark"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_installed_package_seeds_the_demo_and_serves_pages(installed, slurm_cluster):
+    installed.run("flask", "--app", "portal", "db", "upgrade")
+    seeded = installed.run("flask", "--app", "portal", "demo", "seed", "--cluster", slurm_cluster.cluster_name,
+                           "--slurm-conf", str(slurm_cluster.conf_path), timeout=600)
+    assert "pi@example.org" in seeded
+    port = free_port()
+    log = installed.work / "gunicorn.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([str(installed.venv / "bin" / "gunicorn"), "--workers", "1", "--bind",
+                                   f"127.0.0.1:{port}", "--no-control-socket", "portal:create_app()"],
+                                  cwd=installed.work, env=installed.env(), stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert urllib.request.urlopen(f"{base}/healthz", timeout=2).status == 200
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+        css = urllib.request.urlopen(f"{base}/static/portal.css", timeout=5).read()
+        assert css == (REPO / "portal" / "static" / "portal.css").read_bytes()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        page = opener.open(f"{base}/login", timeout=10).read().decode()
+        login = DEMO_LOGINS[0]
+        opener.open(f"{base}/login", timeout=10, data=urllib.parse.urlencode(
+            {"email": login.email, "password": login.password, "csrf_token": csrf_token_from(page)}).encode())
+        sites = opener.open(f"{base}/sites/", timeout=10).read().decode()
+        assert login.name in sites and slurm_cluster.cluster_name in sites and "<td>cpu" in sites
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Traceback" not in log.read_text()
