@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app
 
 from portal import config as portal_config
 from portal.shipped import shipped_folder
@@ -99,10 +99,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _select_locale() -> str | None:
-    # Translations come later (Polish, Lithuanian); until then every request gets English.
-    if not has_request_context():
-        return None  # the command line: the default locale
-    return request.accept_languages.best_match(["en"]) or "en"
+    from portal.i18n import select_locale
+
+    return select_locale()
 
 
 def _init_login(app: Flask, login_manager) -> None:
@@ -170,8 +169,15 @@ def _security_headers(response):
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from portal.formatting import format_number
+    from flask_babel import get_locale
+
+    from portal.formatting import format_day, format_moment, format_number
+    from portal.i18n import LOCALES
     from portal.identity.models import Role
 
     app.jinja_env.globals["Role"] = Role
+    app.jinja_env.globals["LOCALES"] = LOCALES
+    app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["num"] = format_number
+    app.jinja_env.filters["day"] = format_day  # dates and times in the reader's locale (UTC)
+    app.jinja_env.filters["moment"] = format_moment
