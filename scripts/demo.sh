@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
 # Sets up and runs the portal with demo data against a local single-host Slurm cluster.
+#
+# Any number of demos run side by side, and beside `make test`: each has its own folder
+# (PORTAL_DEMO_DIR, default .devdata), and the folder picks the Slurm cluster's name, hence its
+# ports and its MariaDB database and user. The web server takes PORT, else 5000, else a free port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+# One setup at a time: two demos (or a demo and `make test`) must not run pip in one .venv at once.
+flock scripts/setup.sh scripts/setup.sh
 
-PORT="${PORT:-5000}"
 HOST="${HOST:-127.0.0.1}"
-DEMO_DIR="${PORTAL_DEMO_DIR:-$PWD/.devdata}"
+DEMO_DIR="$(realpath -m "${PORTAL_DEMO_DIR:-$PWD/.devdata}")"
+SLURM_DIR="$DEMO_DIR/slurm"
+SLURM_CONF="$SLURM_DIR/etc/slurm.conf"
 export PORTAL_INSTANCE_PATH="$DEMO_DIR/instance"
 export FLASK_APP=portal
 
-echo "==> Starting the local Slurm cluster in $DEMO_DIR/slurm"
-.venv/bin/python -m portal.devcluster start --dir "$DEMO_DIR/slurm" --name portaldemo
-SLURM_CONF="$DEMO_DIR/slurm/etc/slurm.conf"
+# A folder made before keeps its cluster name; a new one is named after its path (or
+# PORTAL_DEMO_NAME), never a fixed name that another demo's cluster already uses.
+if [ -f "$SLURM_CONF" ]; then
+  CLUSTER="$(sed -n 's/^ClusterName=//p' "$SLURM_CONF")"
+else
+  CLUSTER="${PORTAL_DEMO_NAME:-demo_$(printf '%s' "$DEMO_DIR" | cksum | cut -d' ' -f1)}"
+fi
+
+echo "==> Starting the local Slurm cluster $CLUSTER in $SLURM_DIR"
+.venv/bin/python -m portal.devcluster start --dir "$SLURM_DIR" --name "$CLUSTER"
 
 echo "==> Building the database (${DATABASE_URL:-SQLite in $PORTAL_INSTANCE_PATH})"
 .venv/bin/flask db upgrade
-.venv/bin/flask demo seed --cluster portaldemo --slurm-conf "$SLURM_CONF"
+.venv/bin/flask demo seed --cluster "$CLUSTER" --slurm-conf "$SLURM_CONF"
 
 echo "==> Starting the reconciler service (flask slurm run): it applies changes to Slurm, keeps job states,"
 echo "    usage and mail up to date"
@@ -24,7 +37,23 @@ echo "    usage and mail up to date"
 SERVICE_PID=$!
 trap 'kill -TERM "$SERVICE_PID" 2>/dev/null || true; wait "$SERVICE_PID" 2>/dev/null || true' EXIT
 
+if [ -z "${PORT:-}" ]; then
+  # 5000 when free; taken (another demo, another program): a free port the system picks.
+  PORT="$(.venv/bin/python - "$HOST" <<'EOF'
+import socket, sys
+for port in (5000, 0):
+    with socket.socket() as probe:
+        try:
+            probe.bind((sys.argv[1], port))
+        except OSError:
+            continue
+        print(probe.getsockname()[1])
+        break
+EOF
+)"
+fi
+
 echo
 echo "The portal is at http://$HOST:$PORT/  (stop with Ctrl-C; stop Slurm with:"
-echo "  .venv/bin/python -m portal.devcluster stop --dir $DEMO_DIR/slurm)"
+echo "  .venv/bin/python -m portal.devcluster stop --dir $SLURM_DIR)"
 .venv/bin/gunicorn --workers 2 --bind "$HOST:$PORT" --no-control-socket --access-logfile - "portal:create_app()"

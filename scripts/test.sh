@@ -2,5 +2,6 @@
 # Sets up and runs the whole test suite: real PostgreSQL, a real local Slurm cluster, MPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+# One setup at a time: a demo starting meanwhile must not run pip in the same .venv.
+flock scripts/setup.sh scripts/setup.sh
 exec .venv/bin/python -m pytest "$@"
