@@ -241,6 +241,21 @@ def seed(site_name: str, cluster: str, slurm_conf: str | None):
         click.echo(f"  {login.email:24} {login.password:15} {', '.join(r.value for r in login.roles)}")
 
 
+@demo_cli.command("mail-sink")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), required=True)
+def mail_sink(host: str, port: int):
+    """Catch the portal's mail on a local SMTP port; staff read it at /mail/caught."""
+    from portal.mailsink.operations import mailbox_path, serve
+
+    try:
+        import aiosmtpd  # noqa: F401  (a development extra)
+    except ImportError:
+        raise click.ClickException("The mail sink needs aiosmtpd: pip install aiosmtpd") from None
+    click.echo(f"Catching mail on {host}:{port} into {mailbox_path()}")
+    serve(host, port, mailbox_path())
+
+
 @demo_cli.command("generate")
 @click.option("--projects", type=click.IntRange(min=1), required=True, help="How many projects.")
 @click.option("--usage-per-project", type=click.IntRange(min=0), default=100, show_default=True,

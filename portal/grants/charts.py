@@ -15,10 +15,14 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, time())
 
 
-def burn_down_chart(grant: Grant, total: ResourceTotal, today: date) -> Markup:
-    """Cumulative use per day from the grant's start, the award as a line, and the forecast."""
+def burn_down_chart(grant: Grant, total: ResourceTotal, today: date,
+                    days: list[tuple[date, float]] | None = None) -> Markup:
+    """Cumulative use per day from the grant's start, the award as a line, and the forecast.
+
+    ``days``: the pool's daily use when the caller read it already (the dashboard reads every
+    shown pool's in one query); else it is read here."""
     used, points = 0.0, [Point(_at(grant.start_date), 0.0)]
-    for day, hours in daily_use(total):
+    for day, hours in (daily_use(total) if days is None else days):
         used += hours
         points.append(Point(_at(day), used, label=f"{day.isoformat()}: {used:,.1f} {total.unit}"))
     now = min(today, grant.end_date)
