@@ -2,15 +2,29 @@
 # Sets up and runs the portal with demo data against a local single-host Slurm cluster.
 #
 # Any number of demos run side by side, and beside `make test`: each has its own folder
-# (PORTAL_DEMO_DIR, default .devdata), and the folder picks the Slurm cluster's name, hence its
-# ports and its MariaDB database and user. The web server takes PORT, else 5000, else a free port.
+# (PORTAL_DEMO_DIR, default .devdata, else the next free .devdata/demo-N), and the folder picks
+# the Slurm cluster's name, hence its ports and its MariaDB database and user. The web server
+# takes PORT, else 5000, else a free port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One setup at a time: two demos (or a demo and `make test`) must not run pip in one .venv at once.
 flock scripts/setup.sh scripts/setup.sh
 
 HOST="${HOST:-127.0.0.1}"
+# A folder serves one demo at a time (a lock held while this script runs): without
+# PORTAL_DEMO_DIR a second demo takes .devdata/demo-2, a third .devdata/demo-3, ...
 DEMO_DIR="$(realpath -m "${PORTAL_DEMO_DIR:-$PWD/.devdata}")"
+for n in $(seq 2 100); do
+  mkdir -p "$DEMO_DIR"
+  exec 9>>"$DEMO_DIR/demo.lock"
+  flock -n 9 && break
+  if [ -n "${PORTAL_DEMO_DIR:-}" ]; then
+    echo "A demo is already running in $DEMO_DIR; give another PORTAL_DEMO_DIR." >&2
+    exit 1
+  fi
+  DEMO_DIR="$(realpath -m "$PWD/.devdata/demo-$n")"
+done
+flock -n 9 || { echo "No free demo folder under .devdata" >&2; exit 1; }
 SLURM_DIR="$DEMO_DIR/slurm"
 SLURM_CONF="$SLURM_DIR/etc/slurm.conf"
 export PORTAL_INSTANCE_PATH="$DEMO_DIR/instance"

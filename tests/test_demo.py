@@ -141,6 +141,11 @@ def test_two_demos_beside_the_test_cluster_each_serve_their_own_slurm(slurm_clus
         second_url = second.wait_until_serving(timeout=300)
         # Two web servers: at most one of them on 5000, the other on a port picked free.
         assert first_url != second_url
+        # A folder serves one demo at a time: a third in the first one's folder is refused.
+        third = subprocess.run(["make", "demo"], cwd=REPO, capture_output=True, text=True, timeout=600,
+                               env={**os.environ, "PORTAL_DEMO_DIR": str(first.folder)})
+        assert third.returncode != 0
+        assert f"A demo is already running in {first.folder}" in third.stderr
 
         clusters = [first.cluster(), second.cluster(), slurm_cluster]
         for attribute in ("cluster_name", "ports", "db_name", "db_user", "munge_socket"):
