@@ -20,10 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=None,
                         help=f"Slurm nodes on this host, 1 to {MAX_NODES} (one slurmd each;"
                              " default: as the folder was created, else 1)")
+    parser.add_argument("--rest", action="store_true",
+                        help="also run slurmrestd with JWT (for the rest scheduler adapter);"
+                             " a folder made with it keeps it")
     parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args(argv)
     try:
-        cluster = LocalCluster(args.dir, args.name, nodes=args.nodes)
+        cluster = LocalCluster(args.dir, args.name, nodes=args.nodes, rest=args.rest)
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cluster {cluster.cluster_name} ready in {time.monotonic() - began:.1f} s;"
                   f" nodes {','.join(cluster.node_names)};"
                   f" use: export SLURM_CONF={shlex.quote(str(cluster.conf_path))}")
+            if cluster.rest:
+                print(f"slurmrestd at {cluster.rest_url} (JWT; key {cluster.root}/etc/jwt_hs256.key)")
         elif args.action == "stop":
             cluster.stop()
         elif args.action == "destroy":

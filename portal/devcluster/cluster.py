@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from portal.devcluster import restd
+
 DAEMONS = ("munged", "slurmdbd", "slurmctld", "slurmd")
 # Node i > 0 listens on Ports.slurmd + i * _NODE_PORT_STRIDE: above every cluster's base
 # ports (17000-19999) and below the ephemeral range, and distinct between cluster names.
 _NODE_PORT_STRIDE = 3000
 MAX_NODES = 4
 _LOGS = {"munged": "munged.log", "slurmdbd": "slurmdbd.log",
-         "slurmctld": "slurmctld.log", "slurmd": "slurmd.log"}
+         "slurmctld": "slurmctld.log", "slurmd": "slurmd.log", "slurmrestd": "slurmrestd.log"}
 _READY_NODE_STATES = {"idle", "mix", "alloc", "comp"}
 
 
@@ -126,7 +128,7 @@ class LocalCluster:
     def __init__(self, root: Path | str, name: str | None = None, *,
                  ports: Ports | None = None, gpus: int = 2,
                  db_host: str = "127.0.0.1", db_port: int = 3306,
-                 nodes: int | None = None) -> None:
+                 nodes: int | None = None, rest: bool = False) -> None:
         self.root = Path(root).resolve()
         self.conf_path = self.root / "etc" / "slurm.conf"
         # The name picks the database and ports, so a later `stop`/`destroy` without
@@ -150,6 +152,11 @@ class LocalCluster:
             ("localhost",) if self.nodes == 1
             else tuple(f"n{i}" for i in range(1, self.nodes + 1)))
         self.gpus = gpus
+        # slurmrestd with JWT (the rest adapter's server): asked for, or how the folder was made.
+        self.rest = restd.configured(self.conf_path)
+        if rest and not self.rest and self.conf_path.exists():
+            raise ValueError(f"{self.root} was created without slurmrestd/JWT; destroy it first")
+        self.rest = self.rest or rest
         self.db_host, self.db_port = db_host, db_port
         # The database and its user belong to this folder alone (the path's tag in their
         # names): another folder with the same cluster name never resets this one's password
@@ -166,14 +173,24 @@ class LocalCluster:
         """Environment variables a Slurm client needs to talk to this cluster."""
         return {"SLURM_CONF": str(self.conf_path)}
 
+    @property
+    def rest_url(self) -> str:
+        """slurmrestd's address: the port after the last node's, distinct per cluster name."""
+        return f"http://127.0.0.1:{self.ports.node(MAX_NODES)}"
+
+    def token(self, user: str, lifespan: int = 3600) -> str:
+        """A JWT for ``user`` from ``scontrol token`` (needs a cluster started with rest)."""
+        return restd.token(self.env, user, lifespan)
+
     @staticmethod
     def install_packages() -> None:
         if all(shutil.which(p) or Path("/usr/sbin", p).exists()
-               for p in ("slurmctld", "slurmdbd", "munged")):
+               for p in ("slurmctld", "slurmdbd", "munged", "slurmrestd")) and restd.JWT_PLUGIN.exists():
             return
         apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update"], check=True, env=apt_env)
-        subprocess.run(["apt-get", "install", "-y", "slurm-wlm", "slurmdbd", "munge"],
+        subprocess.run(["apt-get", "install", "-y", "slurm-wlm", "slurmdbd", "munge", "slurmrestd",
+                        "slurm-wlm-jwt-plugin"],
                        check=True, env=apt_env)
 
     def start(self, timeout: float = 60) -> None:
@@ -201,9 +218,10 @@ class LocalCluster:
     @property
     def daemons(self) -> tuple[str, ...]:
         """Every daemon in start order: one ``slurmd``, or ``slurmd-n1``.. per node."""
+        rest = ("slurmrestd",) if self.rest else ()
         if self.nodes == 1:
-            return DAEMONS
-        return DAEMONS[:-1] + tuple(f"slurmd-{node}" for node in self.node_names)
+            return DAEMONS + rest
+        return DAEMONS[:-1] + tuple(f"slurmd-{node}" for node in self.node_names) + rest
 
     def is_running(self) -> bool:
         return all(self.daemon_pid(d) is not None for d in self.daemons)
@@ -214,7 +232,7 @@ class LocalCluster:
     def _expand(self, daemon: str) -> tuple[str, ...]:
         """``slurmd`` on a multi-node cluster means every node's slurmd."""
         if daemon == "slurmd" and self.nodes > 1:
-            return self.daemons[len(DAEMONS) - 1:]
+            return tuple(d for d in self.daemons if d.startswith("slurmd-"))
         if daemon not in self.daemons:
             raise ValueError(f"unknown daemon {daemon!r}; this cluster has {self.daemons}")
         return (daemon,)
@@ -340,7 +358,10 @@ class LocalCluster:
             "gpus": self.gpus, "last_gpu": self.gpus - 1, "db_host": self.db_host, "db_port": self.db_port,
             "db_user": self.db_user, "db_password": self._db_password(),
             "db_name": self.db_name, **self._node_values(),
+            "auth_alt": restd.auth_alt_lines(self.root) if self.rest else "# no slurmrestd: munge only",
         }
+        if self.rest:
+            restd.make_key(self.root)
         for name in ("slurm.conf", "slurmdbd.conf", "gres.conf"):
             template = resources.files(__package__).joinpath("templates", name).read_text()
             path = self.root / "etc" / name
@@ -438,6 +459,9 @@ class LocalCluster:
         daemon = "slurmd" if self.nodes == 1 else f"slurmd-{node}"
         self._launch(daemon, ["slurmd", "-N", node, "-f", str(self.conf_path)])
 
+    def _start_slurmrestd(self) -> None:
+        restd.launch(self.root, self.conf_path, self.ports.node(MAX_NODES), {**os.environ, **self.env})
+
     def _client(self, argv: list[str], stdin: str | None = None,
                 ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True,
@@ -452,6 +476,10 @@ class LocalCluster:
             return self._client(["sacctmgr", "-n", "show", "cluster"]).returncode == 0
         if daemon == "slurmctld":
             return self._client(["scontrol", "ping"]).stdout.count("UP") > 0
+        if daemon == "slurmrestd":
+            with socket.socket() as probe:
+                probe.settimeout(1)
+                return probe.connect_ex(("127.0.0.1", self.ports.node(MAX_NODES))) == 0
         return True  # slurmd readiness is the node state, checked by _wait_node_ready
 
     def _wait_daemon_ready(self, daemon: str, deadline: float) -> None:

@@ -48,10 +48,10 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 30, what: str = "co
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[LocalCluster]:
     try:
-        cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME, nodes=TEST_CLUSTER_NODES)
+        cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME, nodes=TEST_CLUSTER_NODES, rest=True)
     except ValueError:  # a throwaway test cluster of another shape from an earlier run: make it anew
         LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME).destroy()
-        cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME, nodes=TEST_CLUSTER_NODES)
+        cluster = LocalCluster(TEST_CLUSTER_DIR, TEST_CLUSTER_NAME, nodes=TEST_CLUSTER_NODES, rest=True)
     # A cluster that was already up (another test session, a developer's shell) is shared
     # and left running; only a session that started it stops it.
     already_running = cluster.is_running()
@@ -73,3 +73,22 @@ def slurm_scheduler(slurm_cluster: LocalCluster):
     from portal.slurm import make_scheduler
 
     return make_scheduler("cli", env=slurm_cluster.env)
+
+
+def rest_token_file(cluster: LocalCluster, user: str = "root", lifespan: int = 6 * 3600) -> Path:
+    """A token file for the rest adapter, made once a session (as an operator would rotate it)."""
+    path = cluster.root / "etc" / f"rest-{user}.token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(cluster.token(user, lifespan) + "\n")
+    return path
+
+
+def make_test_scheduler(adapter: str, cluster: LocalCluster, **options):
+    """The test cluster through ``adapter``: ``cli``, or ``rest`` with sacctmgr as its limits fallback."""
+    from portal.slurm import make_scheduler
+
+    if adapter == "rest":
+        return make_scheduler("rest", url=cluster.rest_url, token_file=str(rest_token_file(cluster)),
+                              cluster=cluster.cluster_name, **{"limits_fallback": {"env": cluster.env}, **options})
+    return make_scheduler("cli", env=cluster.env, **options)

@@ -34,6 +34,13 @@ class Site(db.Model):
     # How to reach the scheduler: an adapter name from portal.slurm and its options.
     scheduler_adapter: Mapped[str] = mapped_column(String(32), default="cli")
     slurm_conf: Mapped[str | None] = mapped_column(String(500))  # path to slurm.conf for the cli adapter
+    # The rest adapter: slurmrestd's URL, the path of a file holding its JWT (never the token
+    # itself: the database is read by more people than the key), and the OpenAPI version.
+    # With the rest adapter, slurm_conf (when set) is the sacctmgr fallback for what
+    # slurmrestd 22.05 cannot do (account limit changes).
+    rest_url: Mapped[str | None] = mapped_column(String(500))
+    rest_token_file: Mapped[str | None] = mapped_column(String(500))
+    rest_api_version: Mapped[str] = mapped_column(String(16), default="v0.0.38", server_default="v0.0.38")
     description: Mapped[str] = mapped_column(Text, default="")
     last_sync_at: Mapped[datetime | None]
     last_sync_error: Mapped[str | None] = mapped_column(Text)

@@ -24,15 +24,22 @@ ABSENT = "ABSENT"  # a partition the portal knew that Slurm no longer reports
 def scheduler_for(site: Site) -> Scheduler:
     """The scheduler adapter configured for ``site``."""
     options: dict = {"timeout": current_app.config["SCHEDULER_TIMEOUT"]}
-    if site.slurm_conf:
+    if site.scheduler_adapter == "rest":
+        options.update(url=site.rest_url or "", token_file=site.rest_token_file,
+                       api_version=site.rest_api_version or "v0.0.38", cluster=site.slurm_cluster)
+        if site.slurm_conf:
+            options["limits_fallback"] = {"slurm_conf": site.slurm_conf}
+    elif site.slurm_conf:
         options["slurm_conf"] = site.slurm_conf
     return make_scheduler(site.scheduler_adapter, **options)
 
 
 def create_site(name: str, slurm_cluster: str, *, slurm_conf: str | None = None,
-                scheduler_adapter: str = "cli", description: str = "") -> Site:
+                scheduler_adapter: str = "cli", description: str = "", rest_url: str | None = None,
+                rest_token_file: str | None = None, rest_api_version: str = "v0.0.38") -> Site:
     site = Site(name=name, slurm_cluster=slurm_cluster, slurm_conf=slurm_conf,
-                scheduler_adapter=scheduler_adapter, description=description)
+                scheduler_adapter=scheduler_adapter, description=description, rest_url=rest_url,
+                rest_token_file=rest_token_file, rest_api_version=rest_api_version)
     db.session.add(site)
     db.session.flush()
     return site

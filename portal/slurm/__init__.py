@@ -15,7 +15,8 @@ from portal.slurm.types import (AccountInfo, AssociationInfo, JobRequest, JobSta
 
 # Adapters are named as "module:Class" and imported on first use, so an adapter with heavy
 # or optional dependencies costs nothing until configuration asks for it.
-_ADAPTERS: dict[str, type[Scheduler] | str] = {"cli": "portal.slurm.cli:CliScheduler"}
+_ADAPTERS: dict[str, type[Scheduler] | str] = {"cli": "portal.slurm.cli:CliScheduler",
+                                               "rest": "portal.slurm.rest:RestScheduler"}
 
 
 def register_adapter(name: str, cls: type[Scheduler] | str) -> None:

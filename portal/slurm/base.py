@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,24 @@ if TYPE_CHECKING:
     from portal.slurm.accounting import Plan
 
 
+def select_jobs(fetch: Callable[[], Sequence[JobStatus]], *, user: str | None = None, account: str | None = None,
+                job_ids: Sequence[str] | None = None) -> list[JobStatus]:
+    """The jobs ``fetch()`` returns that match every filter; filters are validated before
+    anything is fetched.
+
+    Slurm 22.05 filters neither `squeue --json` nor slurmrestd's job list: adapters do it here.
+    """
+    from portal.slurm import names
+
+    if user is not None:
+        names.validate_user_name(user)
+    if account is not None:
+        names.validate_account_name(account)
+    wanted = {names.validate_job_id(j) for j in job_ids} if job_ids is not None else None
+    return [job for job in fetch() if (user is None or job.user == user)
+            and (account is None or job.account == account) and (wanted is None or job.job_id in wanted)]
+
+
 class Scheduler(abc.ABC):
     """A batch scheduler plus its accounting database.
 
@@ -23,6 +41,9 @@ class Scheduler(abc.ABC):
     anything when a name is unsafe, and :class:`~portal.slurm.errors.SchedulerCommandFailed`
     when the scheduler refuses. Adding what exists and removing what is gone succeed.
     """
+
+    # What this adapter only approximates or cannot do, in words for staff (site page).
+    limitations: Sequence[str] = ()
 
     @abc.abstractmethod
     def cluster_name(self) -> str: ...

@@ -14,7 +14,7 @@ from typing import Any
 
 from portal.slurm import names
 from portal.slurm.accounting import Plan, limit_args
-from portal.slurm.base import Scheduler
+from portal.slurm.base import Scheduler, select_jobs
 from portal.slurm.errors import SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
 from portal.slurm.parsing import (QOS_FIELDS, SACCT_FIELDS, account_usage_from_assoc_mgr, jobs_from_sacct,
                                   jobs_from_squeue_json, node_features_from_sinfo, parse_int,
@@ -131,16 +131,8 @@ class CliScheduler(Scheduler):
 
     def jobs(self, *, user: str | None = None, account: str | None = None,
              job_ids: Sequence[str] | None = None) -> list[JobStatus]:
-        if user is not None:
-            names.validate_user_name(user)
-        if account is not None:
-            names.validate_account_name(account)
-        wanted = {names.validate_job_id(j) for j in job_ids} if job_ids is not None else None
         # 22.05's squeue --json ignores -j/-u/-A and returns every job: filter here.
-        return [job for job in jobs_from_squeue_json(self._squeue_json())
-                if (user is None or job.user == user)
-                and (account is None or job.account == account)
-                and (wanted is None or job.job_id in wanted)]
+        return select_jobs(lambda: jobs_from_squeue_json(self._squeue_json()), user=user, account=account, job_ids=job_ids)
 
     def _squeue_json(self) -> dict[str, Any]:
         document = json.loads(self.runner.run(["squeue", "--json"]))

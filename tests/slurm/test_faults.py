@@ -22,3 +22,30 @@ def test_controller_down_is_unreachable_then_recovers(slurm_cluster, slurm_sched
         slurm_cluster.start(timeout=60)  # later tests need a healthy cluster
     slurm_scheduler.ping()
     assert slurm_scheduler.jobs() is not None
+
+
+def test_rest_adapter_is_unreachable_while_slurmrestd_is_stopped(slurm_cluster):
+    from portal.devcluster.pytest_plugin import make_test_scheduler
+
+    scheduler = make_test_scheduler("rest", slurm_cluster, timeout=5)
+    slurm_cluster.stop_daemon("slurmrestd")
+    try:
+        for call in (scheduler.ping, scheduler.jobs, scheduler.partitions, scheduler.accounts):
+            began = time.monotonic()
+            with pytest.raises(SchedulerUnreachable, match="slurmrestd"):
+                call()
+            assert time.monotonic() - began < 10
+    finally:
+        slurm_cluster.start(timeout=60)
+    scheduler.ping()
+
+
+def test_rest_adapter_refused_token_is_not_unreachable(slurm_cluster, tmp_path):
+    from portal.slurm import SchedulerCommandFailed, make_scheduler
+
+    forged = tmp_path / "token"
+    forged.write_text("eyJhbGciOiJIUzI1NiJ9.eyJzdW4iOiJyb290In0.c2lnbmF0dXJl\n")
+    scheduler = make_scheduler("rest", url=slurm_cluster.rest_url, token_file=str(forged),
+                               cluster=slurm_cluster.cluster_name)
+    with pytest.raises(SchedulerCommandFailed):
+        scheduler.jobs()

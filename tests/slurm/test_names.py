@@ -28,9 +28,13 @@ def test_partition_names():
         validate_partition_name("gpu --uid=0")
 
 
-@pytest.fixture
-def offline(tmp_path):
-    """An adapter whose client tools do not exist: any command run would be Unreachable."""
+@pytest.fixture(params=["cli", "rest"])
+def offline(request, tmp_path):
+    """An adapter whose client tools do not exist (cli) or whose slurmrestd does not listen
+    (rest): any command run or request sent would be Unreachable."""
+    if request.param == "rest":
+        (tmp_path / "token").write_text("not-a-token\n")
+        return make_scheduler("rest", url="http://127.0.0.1:9", token_file=str(tmp_path / "token"), cluster="c")
     return make_scheduler("cli", bin_dir=str(tmp_path))
 
 
@@ -65,5 +69,5 @@ def test_submit_refuses_bad_requests(offline, changes):
 def test_missing_tools_are_unreachable(offline):
     from portal.slurm import SchedulerUnreachable
 
-    with pytest.raises(SchedulerUnreachable, match="not found"):
+    with pytest.raises(SchedulerUnreachable, match="not found|cannot be reached"):
         offline.ping()
