@@ -6,7 +6,11 @@ Polish and Lithuanian are the facility's other languages, translated in
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import g, has_request_context, request
+
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
 # Each language named in itself: a person who cannot read the current one still finds theirs.
 LOCALES: dict[str, str] = {"en": "English", "pl": "Polski", "lt": "Lietuvių"}
@@ -55,3 +59,48 @@ SHOWN_VALUES = (
     # calls, review assignments, benchmark verdicts
     N_("upcoming"), N_("declare"), N_("to_review"), N_("passed"), N_("failed"), N_("no_reference"),
 )
+
+
+class FormTranslations:
+    """WTForms' own messages ("This field is required.") in the reader's language.
+
+    WTForms ships Polish but no Lithuanian: ``portal/translations/<locale>/LC_MESSAGES/wtforms.po``
+    fills in, with WTForms' catalog behind it. Installed as every FlaskForm's
+    ``Meta.get_translations`` (WTForms' hook for this) by :func:`install_form_translations`.
+    """
+
+    def _translations(self):
+        from babel import support
+        from flask_babel import get_locale
+        from wtforms.i18n import messages_path
+
+        locale = get_locale()
+        cache = g.setdefault("_portal_form_translations", {})
+        if str(locale) not in cache:
+            theirs = support.Translations.load(messages_path(), [locale], domain="wtforms")
+            ours = support.Translations.load(str(TRANSLATIONS_DIR), [locale], domain="wtforms")
+            if isinstance(ours, support.Translations):
+                ours.add_fallback(theirs)
+                theirs = ours
+            cache[str(locale)] = theirs
+        return cache[str(locale)]
+
+    def gettext(self, string: str) -> str:
+        return self._translations().ugettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._translations().ungettext(singular, plural, n)
+
+
+def install_form_translations() -> None:
+    from flask import current_app
+    from flask_wtf import FlaskForm
+
+    translations = FormTranslations()
+
+    def get_translations(meta, form):
+        if not current_app.config.get("WTF_I18N_ENABLED", True) or not has_request_context():
+            return None  # WTForms' English
+        return translations
+
+    FlaskForm.Meta.get_translations = get_translations
