@@ -71,16 +71,19 @@ class Demo:
     def cluster(self) -> LocalCluster:
         return LocalCluster(self.folder / "slurm")  # name, ports, database: from its config
 
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:  # the group ended meanwhile: nothing left to stop
+            pass
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:  # the group ended meanwhile: nothing left to stop
-                pass
+            self._signal_group(signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self._signal_group(signal.SIGKILL)
                 self.process.wait(timeout=10)
         if (self.folder / "slurm" / "etc" / "slurm.conf").exists():
             self.cluster().destroy()
@@ -136,9 +139,9 @@ def test_two_demos_beside_the_test_cluster_each_serve_their_own_slurm(slurm_clus
     failed = True
     try:
         first.start()
-        first_url = first.wait_until_serving(timeout=300)
+        first_url = first.wait_until_serving(timeout=600)
         second.start()
-        second_url = second.wait_until_serving(timeout=300)
+        second_url = second.wait_until_serving(timeout=600)
         # Two web servers: at most one of them on 5000, the other on a port picked free.
         assert first_url != second_url
         # A folder serves one demo at a time: a third in the first one's folder is refused.
