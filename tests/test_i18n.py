@@ -215,6 +215,21 @@ def test_visitors_get_their_cookie_then_accept_language(app):
     assert _lang(client.get("/login", headers={"Accept-Language": "lt"}).get_data(as_text=True)) == "lt"
 
 
+def test_error_pages_speak_the_readers_language(app, make_user):
+    _, email, password = make_user(Role.MEMBER)
+    client = app.test_client()
+    sign_in(client, email, password)
+    _switch(client, "pl")
+    missing = client.get("/proposals/999999")
+    assert missing.status_code == 404 and "404 · Nie znaleziono" in missing.get_data(as_text=True)
+    visitor = app.test_client()
+    expired = visitor.post("/account/language", data={"locale": "pl"}, headers={"Accept-Language": "lt"})
+    text = expired.get_data(as_text=True)
+    assert expired.status_code == 400 and "400 · Netinkama užklausa" in text
+    assert "Formos galiojimas baigėsi; įkelkite puslapį iš naujo ir bandykite dar kartą." in text
+    assert "CSRF" not in text
+
+
 @pytest.mark.parametrize("locale, heading, offered, opens", [
     ("en", "Partitions on offer", "100,000", "{d:%Y-%m-%d %H:%M}"),
     ("pl", "Oferowane partycje", f"100{NBSP}000", "{d.day}.{d:%m.%Y, %H:%M}"),

@@ -1,6 +1,7 @@
 """Grants in the JSON API: what was awarded, used and left, with the same access rules as the pages."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
@@ -107,7 +108,7 @@ def get_grant(grant_id: int):
     """One grant with awarded, used and remaining hours and the forecast per resource."""
     grant = db.session.get(Grant, grant_id)
     if grant is None or not grant.project.can_view(current_user):
-        abort(404, message="No such grant.")
+        abort(404, message=_("No such grant."))
     return grant
 
 
@@ -132,7 +133,7 @@ class DecisionInput(Schema):
 @blp.response(200, GrantRequestSchema)
 def decide(data, request_id: int):
     """Approve or refuse a top-up or extension request (staff); 409 if it was already decided."""
-    change = db.session.get(GrantRequest, request_id) or abort(404, message="No such request.")
+    change = db.session.get(GrantRequest, request_id) or abort(404, message=_("No such request."))
     try:
         return decide_request(change, current_user, approve=data["approve"])
     except GrantError as exc:

@@ -5,6 +5,7 @@ import logging
 from collections.abc import Mapping
 from datetime import date
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -26,7 +27,7 @@ class GrantConflict(GrantError):
 
 def hours_to_minutes(hours: float) -> int:
     if hours < 0:
-        raise GrantError(f"Hours cannot be negative ({hours}).")
+        raise GrantError(_("Hours cannot be negative (%(hours)s).", hours=hours))
     return round(hours * 60)
 
 
@@ -34,9 +35,9 @@ def create_grant(project: Project, *, title: str, start_date: date, end_date: da
                  hours: Mapping[Partition, float]) -> Grant:
     """Award time on partitions (core-hours or GPU-hours, by each partition's kind); flushes."""
     if end_date <= start_date:
-        raise GrantError("A grant must end after it starts.")
+        raise GrantError(_("A grant must end after it starts."))
     if not hours:
-        raise GrantError("A grant needs time on at least one partition.")
+        raise GrantError(_("A grant needs time on at least one partition."))
     grant = Grant(project=project, title=title, start_date=start_date, end_date=end_date,
                   status=GrantStatus.ACTIVE)
     for partition, amount in hours.items():
@@ -113,7 +114,7 @@ def expire_due_grants(today: date | None = None) -> list[Grant]:
 def add_minutes(allocation: GrantAllocation, minutes: int, actor=None) -> GrantAllocation:
     """A top-up: raise an allocation; the reconciler raises the Slurm limit. Flushes."""
     if minutes <= 0:
-        raise GrantError("A top-up must add time.")
+        raise GrantError(_("A top-up must add time."))
     # Added to the amount read under the row lock, never to one loaded earlier: of two top-ups at
     # once the second waits for the first to commit, then adds to its total; both land. Not an
     # SQL expression (awarded_minutes + n): the flush expires such a value before the listener in
@@ -129,7 +130,7 @@ def add_minutes(allocation: GrantAllocation, minutes: int, actor=None) -> GrantA
 def extend_grant(grant: Grant, new_end: date, actor=None) -> Grant:
     """Move the end later; an expired grant becomes active again. Flushes."""
     if new_end <= _lock(grant).end_date:
-        raise GrantError("An extension must end later than the grant does now.")
+        raise GrantError(_("An extension must end later than the grant does now."))
     old_end, grant.end_date = grant.end_date, new_end
     if grant.status is GrantStatus.EXPIRED:
         grant.status = GrantStatus.ACTIVE

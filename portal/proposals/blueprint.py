@@ -9,6 +9,7 @@ from wtforms.fields.choices import SelectChoice
 from portal.calls.errors import Problems
 from portal.calls.operations import visible_call
 from portal.clock import utcnow
+from portal.formatting import format_number
 from portal.identity.access import require_role
 from portal.identity.models import Role
 from portal.projects.models import ProjectRole
@@ -214,7 +215,7 @@ def too_large(error):
 
     limit = current_app.config["PROPOSAL_UPLOAD_MAX_BYTES"] / 2**20
     message = _("The upload is too large: files of at most %(limit)s MiB are accepted. Nothing was saved.",
-                limit=f"{limit:.0f}")
+                limit=format_number(limit))
     if is_api_request():
         return json_error(413, "Payload Too Large", message)
     return render_template("proposals/too_large.html", message=message), 413

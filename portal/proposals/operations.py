@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import or_, select, update
@@ -20,6 +21,7 @@ from portal.calls.errors import Problems, check, parse_hours
 from portal.calls.models import Call
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.formatting import format_number
 from portal.identity.models import User
 from portal.projects.models import ProjectRole
 from portal.proposals import notifications
@@ -184,7 +186,7 @@ def _parse_requests(call: Call, requests: dict[Any, Any], errors: dict[str, str]
         if minutes > offer.max_request_minutes:
             unit = _("GPU-hours") if offer.partition.resource_kind.value == "gpu" else _("core-hours")
             errors[field] = _("At most %(max)s %(unit)s may be requested on %(partition)s.",
-                              max=f"{offer.max_request_hours:,.0f}", unit=unit, partition=offer.partition.label)
+                              max=format_number(offer.max_request_hours), unit=unit, partition=offer.partition.label)
             continue
         parsed[offer] = minutes
     for offer in call.offers:
@@ -201,7 +203,7 @@ def attach_evidence(proposal: Proposal, actor: User, filename: str, content_type
     content_type = (content_type or "").split(";")[0].strip().lower()
     if len(data) > limit:
         raise Problems({"evidence": _("The file is %(size)s MiB; at most %(limit)s MiB may be uploaded.",
-                                      size=f"{len(data) / 2**20:.1f}", limit=f"{limit / 2**20:.0f}")})
+                                      size=format_decimal(len(data) / 2**20, "0.0"), limit=format_number(limit / 2**20))})
     if not data:
         raise Problems({"evidence": _("The file is empty.")})
     if content_type not in ALLOWED_EVIDENCE_TYPES:
