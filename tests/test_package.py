@@ -175,10 +175,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_installed_package_seeds_the_demo_and_serves_pages(installed, slurm_cluster):
+@pytest.fixture
+def installed_cluster(installed) -> Iterator[tuple[str, Path]]:
+    """A Slurm cluster of its own, started by the installed package's portal-devcluster (its
+    config templates from the wheel): the demo seed adds accounts and must not add them to the
+    session's test cluster. A short folder: munge's socket path has a 108-byte limit."""
+    folder = Path(tempfile.mkdtemp(prefix="pkg", dir="/var/tmp")) / "slurm"
+    try:
+        started = installed.run("portal-devcluster", "start", "--dir", str(folder), timeout=180)
+        assert "ready" in started
+        conf = folder / "etc" / "slurm.conf"
+        name = next(line.split("=", 1)[1] for line in conf.read_text().splitlines()
+                    if line.startswith("ClusterName="))
+        yield name, conf
+    finally:
+        installed.run("portal-devcluster", "destroy", "--dir", str(folder), timeout=120)
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+@pytest.mark.slurm
+def test_installed_package_seeds_the_demo_and_serves_pages(installed, installed_cluster):
+    cluster_name, conf = installed_cluster
     installed.run("flask", "--app", "portal", "db", "upgrade")
-    seeded = installed.run("flask", "--app", "portal", "demo", "seed", "--cluster", slurm_cluster.cluster_name,
-                           "--slurm-conf", str(slurm_cluster.conf_path), timeout=600)
+    seeded = installed.run("flask", "--app", "portal", "demo", "seed", "--cluster", cluster_name,
+                           "--slurm-conf", str(conf), timeout=600)
     assert "pi@example.org" in seeded
     port = free_port()
     log = installed.work / "gunicorn.log"
@@ -196,6 +216,10 @@ def test_installed_package_seeds_the_demo_and_serves_pages(installed, slurm_clus
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.5)
+        # The catalogs came with the wheel: a Polish or Lithuanian reader gets the page in their language.
+        for language, sign_in in (("pl", "Zaloguj się"), ("lt", "Prisijungti")):
+            request = urllib.request.Request(f"{base}/login", headers={"Accept-Language": language})
+            assert f"<h1>{sign_in}</h1>" in urllib.request.urlopen(request, timeout=10).read().decode()
         css = urllib.request.urlopen(f"{base}/static/portal.css", timeout=5).read()
         assert css == (REPO / "portal" / "static" / "portal.css").read_bytes()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
@@ -204,7 +228,7 @@ def test_installed_package_seeds_the_demo_and_serves_pages(installed, slurm_clus
         opener.open(f"{base}/login", timeout=10, data=urllib.parse.urlencode(
             {"email": login.email, "password": login.password, "csrf_token": csrf_token_from(page)}).encode())
         sites = opener.open(f"{base}/sites/", timeout=10).read().decode()
-        assert login.name in sites and slurm_cluster.cluster_name in sites and "<td>cpu" in sites
+        assert login.name in sites and cluster_name in sites and "<td>cpu" in sites
     finally:
         server.terminate()
         server.wait(timeout=30)
