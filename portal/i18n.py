@@ -46,9 +46,10 @@ def N_(message: str) -> str:
     return message
 
 
-# Stored values that pages show through ``_(value)`` (status columns, filter menus): marked here
-# so that extraction puts them in the catalogs. tests/test_i18n.py fails when an enum or status
-# list gains a value missing here. Slurm's own job states and audit action names stay as they are.
+# Stored values that pages show through ``_(value)`` (status columns, filter menus) and CSV
+# headers translated as ``_(h)``: marked here so that extraction puts them in the catalogs.
+# tests/test_i18n.py fails when an enum, status list or CSV header gains a value missing from
+# the catalogs. Slurm's own job states and audit action names stay as they are.
 SHOWN_VALUES = (
     # projects, grants (statuses) and grant requests
     N_("pending"), N_("active"), N_("suspended"), N_("closed"), N_("expired"),
@@ -58,6 +59,10 @@ SHOWN_VALUES = (
     N_("in_review"), N_("reviewed"), N_("replied"), N_("awarded"), N_("rejected"),
     # calls, review assignments, benchmark verdicts
     N_("upcoming"), N_("declare"), N_("to_review"), N_("passed"), N_("failed"), N_("no_reference"),
+    # CSV column headers (each feature's listing.CSV_HEADER) not said elsewhere
+    N_("Largest cost (minutes)"), N_("PI e-mail"), N_("People"), N_("Review workflow"), N_("Allocation start"),
+    N_("Allocation end"), N_("Who (e-mail)"), N_("Assignment"), N_("Assigned (UTC)"), N_("Id"), N_("Created (UTC)"),
+    N_("Measured (UTC)"), N_("Array"), N_("References entry"),
 )
 
 

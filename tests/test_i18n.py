@@ -149,6 +149,23 @@ def test_stored_values_shown_through_gettext_are_marked_for_extraction():
     assert shown | set(CALL_STATUSES) | set(REVIEW_STATUSES) <= set(SHOWN_VALUES)
 
 
+def test_csv_headers_are_in_the_catalogs(extracted):
+    """Exports translate their headers as _(h): each header must be a message of the catalogs."""
+    import importlib
+    import pkgutil
+
+    import portal
+
+    headers = {}
+    for feature in pkgutil.iter_modules(portal.__path__):
+        if feature.ispkg and (ROOT / "portal" / feature.name / "listing.py").exists():
+            listing = importlib.import_module(f"portal.{feature.name}.listing")
+            headers.update({h: feature.name for h in getattr(listing, "CSV_HEADER", ())})
+    assert len(headers) > 20
+    messages = {m.id for m in extracted if m.id}
+    assert not {h: f for h, f in headers.items() if h not in messages}, "mark them with N_ in portal/i18n.py"
+
+
 def _switch(client, locale: str, page: str = "/account/profile", **extra):
     token = csrf_token_from(client.get(page).get_data(as_text=True))
     return client.post("/account/language", data={"csrf_token": token, "locale": locale, "next": page, **extra})
