@@ -190,6 +190,13 @@ def reconciler_service(app: Flask) -> Iterator:
     assert not worker.is_alive(), "the reconciler service did not stop"
 
 
+@pytest.fixture
+def site_adapter() -> str:
+    """The scheduler adapter of the ``cluster_site`` fixture (tests/grant_world.py): ``cli``
+    unless a test parametrises it, e.g. ``@pytest.mark.parametrize("site_adapter", ADAPTERS)``."""
+    return "cli"
+
+
 def pytest_collection_modifyitems(items) -> None:
     """Every test that needs the Slurm cluster carries the ``slurm`` marker, however it gets it
     (directly or through another fixture), so ``-m "not slurm"`` really runs without Slurm."""

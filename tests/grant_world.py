@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from portal.clock import utcnow
-from portal.devcluster.pytest_plugin import unique_name
+from portal.devcluster.pytest_plugin import rest_token_file, unique_name
 from portal.extensions import db
 from portal.identity.providers import create_local_user
 from portal.projects.operations import add_member, create_project
@@ -17,11 +17,20 @@ from portal.slurm import make_scheduler
 from portal.slurm.parsing import parse_int, parse_pipe_rows, parse_tres
 
 
+# Both scheduler adapters, for tests that must pass with each (issue 16).
+ADAPTERS = ["cli", "rest"]
+
+
 @pytest.fixture
-def cluster_site(app_ctx, slurm_cluster, monkeypatch) -> Iterator[Site]:
-    """The test cluster as a site, under a top account of this test's own."""
+def cluster_site(app_ctx, slurm_cluster, monkeypatch, site_adapter) -> Iterator[Site]:
+    """The test cluster as a site, under a top account of this test's own, reached through
+    ``site_adapter`` (rest: slurmrestd with a token file; slurm.conf as its limits fallback)."""
     monkeypatch.setitem(app_ctx.config, "SLURM_TOP_ACCOUNT", unique_name("top"))
-    site = create_site("Test cluster", slurm_cluster.cluster_name, slurm_conf=str(slurm_cluster.conf_path))
+    rest = {}
+    if site_adapter == "rest":
+        rest = dict(rest_url=slurm_cluster.rest_url, rest_token_file=str(rest_token_file(slurm_cluster)))
+    site = create_site("Test cluster", slurm_cluster.cluster_name, slurm_conf=str(slurm_cluster.conf_path),
+                       scheduler_adapter=site_adapter, **rest)
     sync_partitions(site)
     # Every partition shares the one node with GPUs; only "gpu" counts GPU-hours.
     for part in site.partitions:

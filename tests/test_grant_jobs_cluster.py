@@ -15,9 +15,18 @@ from portal.grants.usage import JobUsage, used_minutes
 from portal.devcluster.pytest_plugin import wait_for
 from portal.slurm.errors import SchedulerCommandFailed
 from portal.slurm.types import JobRequest
-from tests.grant_world import cluster_site, partition, person, pool_account, project_with_team, this_year  # noqa: F401
+from tests.grant_world import (ADAPTERS, cluster_site, partition, person, pool_account,  # noqa: F401
+                               project_with_team, this_year)
 
 pytest_plugins = ["portal.devcluster.pytest_plugin"]
+
+
+@pytest.fixture
+def slurm_scheduler(cluster_site):
+    """Jobs go through the site's own adapter (cli or rest, as the test is parametrised)."""
+    from portal.sites.operations import scheduler_for
+
+    return scheduler_for(cluster_site)
 
 
 def _job(slurm_cluster, account: str, user: str, *, seconds: int, cpus: int = 2, minutes: int = 1) -> JobRequest:
@@ -36,6 +45,7 @@ def _granted_team(site, core_hours: float):
     return project, grant, pi, member
 
 
+@pytest.mark.parametrize("site_adapter", ADAPTERS)
 def test_jobs_are_charged_to_the_grant_as_sacct_counts_them_and_reingesting_changes_nothing(
         cluster_site, slurm_cluster, slurm_scheduler):
     project, grant, pi, member = _granted_team(cluster_site, 100)
@@ -68,6 +78,7 @@ def test_jobs_are_charged_to_the_grant_as_sacct_counts_them_and_reingesting_chan
     assert db.session.scalar(select(func.sum(JobUsage.cpu_seconds))) == expected
 
 
+@pytest.mark.parametrize("site_adapter", ADAPTERS)
 def test_used_up_grant_holds_jobs_and_a_top_up_releases_them(cluster_site, slurm_cluster, slurm_scheduler):
     project, grant, pi, _ = _granted_team(cluster_site, 2 / 60)  # two core-minutes
     account, user = pool_account(grant, "cpu"), pi.unix_username
@@ -86,6 +97,7 @@ def test_used_up_grant_holds_jobs_and_a_top_up_releases_them(cluster_site, slurm
     wait_for(lambda: slurm_scheduler.job(second).state.value != "PENDING", 90, "the top-up to release the job")
 
 
+@pytest.mark.parametrize("site_adapter", ADAPTERS)
 def test_expired_grant_refuses_new_jobs(cluster_site, slurm_cluster, slurm_scheduler):
     project, grant, pi, _ = _granted_team(cluster_site, 10)
     account = pool_account(grant, "cpu")

@@ -1,12 +1,14 @@
 """Reconciliation against the real test cluster: what the portal awards, sacctmgr shows."""
 from __future__ import annotations
 
+import pytest
+
 from portal.extensions import db
 from portal.grants.models import GrantStatus
 from portal.grants.operations import add_minutes, create_grant, grants_of, set_grant_status
 from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
 from portal.slurm.accounting import plan
-from tests.grant_world import (cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
+from tests.grant_world import (ADAPTERS, cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
                                slurm_associations, this_year)
 
 pytest_plugins = ["portal.devcluster.pytest_plugin"]
@@ -18,6 +20,7 @@ def app_top(site) -> str:
     return current_app.config["SLURM_TOP_ACCOUNT"]
 
 
+@pytest.mark.parametrize("site_adapter", ADAPTERS)
 def test_award_creates_account_users_and_limits_and_second_run_changes_nothing(cluster_site, slurm_scheduler):
     pi, member, no_unix = person("Paweł Żółć"), person("Rūta Šimkutė"), person("No Unix", unix=False)
     project = project_with_team(pi, member, no_unix)
@@ -27,7 +30,7 @@ def test_award_creates_account_users_and_limits_and_second_run_changes_nothing(c
     db.session.commit()
     assert is_pending({cluster_site.id})
 
-    outcome = reconcile_site(cluster_site, slurm_scheduler)
+    outcome = reconcile_site(cluster_site)
     assert outcome.run.succeeded, outcome.run.error
     assert not is_pending({cluster_site.id})
     # The project's own account holds no limit and no user: nothing can be charged to it.
@@ -42,17 +45,18 @@ def test_award_creates_account_users_and_limits_and_second_run_changes_nothing(c
     assert set(cpu_assocs) == {None, (pi.unix_username, "cpu"), (member.unix_username, "cpu")}
     assert set(gpu_assocs) == {None, (pi.unix_username, "gpu"), (member.unix_username, "gpu")}
 
-    again = reconcile_site(cluster_site, slurm_scheduler)
+    again = reconcile_site(cluster_site)
     assert again.run.succeeded and again.commands == []
 
 
+@pytest.mark.parametrize("site_adapter", ADAPTERS)
 def test_member_removal_top_up_suspension_and_dry_run(cluster_site, slurm_scheduler):
     pi, member = person("PI"), person("Member")
     project = project_with_team(pi, member)
     start, end = this_year()
     grant = create_grant(project, title="Dev", start_date=start, end_date=end, hours={partition(cluster_site, "cpu"): 10})
     db.session.commit()
-    assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
+    assert reconcile_site(cluster_site).run.succeeded
     account = pool_account(grant, "cpu")
 
     project.memberships.remove(project.membership_of(member))
@@ -60,14 +64,14 @@ def test_member_removal_top_up_suspension_and_dry_run(cluster_site, slurm_schedu
     set_grant_status(grant, GrantStatus.SUSPENDED)
     db.session.commit()
     assert is_pending({cluster_site.id})
-    dry = reconcile_site(cluster_site, slurm_scheduler, dry_run=True)
+    dry = reconcile_site(cluster_site, dry_run=True)
     # An incremental run (only this project's accounts are read) removes the association; Slurm
     # drops a user left with none. It never deletes a user whole: their other accounts are unread.
     assert {c.kind for c in dry.commands} == {"modify_account", "remove_user"}
     assert (member.unix_username, "cpu") in slurm_associations(slurm_scheduler, account)  # a dry run changes nothing
     assert is_pending({cluster_site.id})
 
-    assert reconcile_site(cluster_site, slurm_scheduler).run.succeeded
+    assert reconcile_site(cluster_site).run.succeeded
     assocs = slurm_associations(slurm_scheduler, account)
     assert set(assocs) == {None, (pi.unix_username, "cpu")}
     assert assocs[None]["tres"] == {"cpu": 1_200} and (assocs[None]["submit"], assocs[None]["jobs"]) == (0, 0)

@@ -56,6 +56,8 @@ _NO_VALUE = {0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xFFFFFFFFFFFFFFFF}
 # slurmrestd's own words when slurmctld or slurmdbd does not answer (besides the clients' ones).
 _DAEMON_DOWN = re.compile(r"slurmctld config is unable to load|Unable to contact|Unable to connect|"
                           r"openapi_get_db_conn|Failed to open slurmdbd connection", re.I)
+# slurmdbd's answer to a query that matches nothing: an error in 22.05, an empty list to us.
+_NOTHING = ("Nothing found",)
 # Replies that mean "already so": success for idempotent calls.
 _ALREADY = ("already completing or completed", "Nothing deleted", "Nothing new added")
 
@@ -199,7 +201,7 @@ class RestScheduler(Scheduler):
             if reply.status_code >= 500 and path.startswith("/slurm/") and not path.endswith("/ping"):
                 self.ping()  # slurmctld down reads as a vague failure ("Failed while looking for jobs")
             raise SchedulerCommandFailed([method, path], reply.status_code, text)
-        if reply.status_code >= 500 and not errors:
+        if reply.status_code >= 500 and not messages:
             raise SchedulerUnreachable(f"{path}: HTTP {reply.status_code}")
         return document
 
@@ -311,12 +313,12 @@ class RestScheduler(Scheduler):
         return select_jobs(self._queue, user=user, account=account, job_ids=job_ids)
 
     def _db_jobs(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        return self._call("GET", self._db("/jobs"), params=params, ok=("Nothing found",)).get("jobs", [])
+        return self._call("GET", self._db("/jobs"), params=params, ok=_NOTHING).get("jobs", [])
 
     def _db_job(self, job_id: str) -> list[dict[str, Any]]:
         base = job_id.split("_")[0]
         found = self._call("GET", self._db(f"/job/{names.validate_job_id(base)}"),
-                           ok=("Nothing found", "No job")).get("jobs", [])
+                           ok=_NOTHING).get("jobs", [])
         return [j for j in found if _record_id(j) == job_id or str(j.get("job_id")) == base
                 or str((j.get("array") or {}).get("job_id")) == base]
 
@@ -342,13 +344,13 @@ class RestScheduler(Scheduler):
 
     # ---- accounting reads ----------------------------------------------------------------
     def _associations(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        return self._call("GET", self._db("/associations"), params=params).get("associations", [])
+        return self._call("GET", self._db("/associations"), params=params, ok=_NOTHING).get("associations", [])
 
     def accounts(self) -> list[AccountInfo]:
         params = {"cluster": self.cluster} if self.cluster else {}
         own = {a["account"]: a for a in self._associations(params) if not a.get("user") and not a.get("partition")}
         result = []
-        for row in self._call("GET", self._db("/accounts")).get("accounts", []):
+        for row in self._call("GET", self._db("/accounts"), ok=_NOTHING).get("accounts", []):
             info = _association_info(own[row["name"]]) if row["name"] in own else None
             result.append(AccountInfo(name=row["name"], parent=info.parent if info else None,
                                       description=row.get("description") or "", organization=row.get("organization") or "",
