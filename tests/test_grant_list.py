@@ -145,13 +145,50 @@ def test_risk_order_in_sql_is_the_grant_rule_and_totals_equal_the_ledger(app, st
     with app.app_context():
         today = utcnow().date()
         grants = list(db.session.scalars(select(Grant)))
-        expected = sorted(grants, key=lambda g: (-round(abs(risk(g, today)), 6), g.id))
+        expected = sorted(grants, key=lambda g: (-round(abs(risk(g, today)), 6), -g.id))
         assert shown == [g.project.code.split("-")[1] for g in expected]
         used = db.session.scalar(select(func.sum(JobUsage.cpu_seconds))) / 3600
         awarded = db.session.scalar(select(func.sum(GrantAllocation.awarded_minutes)).where(
             GrantAllocation.resource_kind == ResourceKind.CPU)) / 60
     totals = page.split('id="grant-totals">')[1].split("</p>")[0]
     assert f"core-hours: {format_number(used)} used of {format_number(awarded)}" in totals
+
+
+def test_risk_follows_the_calendar_through_the_hourly_pass(app, staff, tmp_path, monkeypatch):
+    # Risk is a stored summary (the list sorts by an index); the steady pace moves every day,
+    # so the reconciler's hourly pass recomputes it for every grant.
+    from portal.grants import summary
+    from portal.grants.service import ReconcilerService, Schedule
+
+    with app.app_context():
+        site = create_site("Kraków AI", "krakow", slurm_conf=str(tmp_path / "missing.conf"))
+        cpu = Partition(name="cpu", resource_kind=ResourceKind.CPU)
+        site.partitions.append(cpu)
+        today = utcnow().date()
+        for code, began in (("ehpc-00001", 10), ("ehpc-00002", 50)):
+            pi = User(email=f"{code}@uni.example.pl", name=f"PI {code}")
+            db.session.add(pi)
+            create_grant(create_project(code, code, pi), title=code, start_date=today - timedelta(days=began),
+                         end_date=today + timedelta(days=100 - began), hours={cpu: 1000})
+        db.session.commit()
+    client = _client(app, staff)
+
+    def shown() -> list[tuple[str, str]]:
+        page = client.get("/grants/").get_data(as_text=True)
+        return [(row.split("<")[0], row.split('class="risk">')[1].split("<")[0])
+                for row in page.split("<tr><td>")[1:]]
+
+    # Unused: 50 of 100 days gone is 50 % behind a steady pace; 10 days gone, 10 %.
+    assert shown() == [("ehpc-00002", "-50 %"), ("ehpc-00001", "-10 %")]
+    later = datetime.combine(today + timedelta(days=30), datetime.min.time())
+    monkeypatch.setattr(summary, "utcnow", lambda: later)
+    assert shown() == [("ehpc-00002", "-50 %"), ("ehpc-00001", "-10 %")]  # as of the last refresh
+    service = ReconcilerService(app, Schedule(poll=1, job_states=1e9, outbox=1e9, usage=1e9, full=1e9),
+                                echo=lambda line: None)
+    with app.app_context():
+        service.full_pass()
+        db.session.remove()
+    assert shown() == [("ehpc-00002", "-80 %"), ("ehpc-00001", "-40 %")]
 
 
 def test_the_csv_export_is_what_the_filter_shows_with_the_same_totals(app, staff, tmp_path):

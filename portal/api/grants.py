@@ -92,10 +92,10 @@ def list_grants(**_args):
     The usage figures are the summaries kept at every ingestion (as on the grants page).
     """
     page = page_request(listing.FILTERS, listing.SORTS)
-    rows = paginate(listing.ordered(listing.filtered(current_user, page), page, utcnow().date()), page,
+    rows = paginate(listing.ordered(listing.filtered(current_user, page), page), page,
                     scalars=False)
     grants = []
-    for grant, off_pace in rows.items:
+    for grant, off_pace, _pi_name in rows.items:
         grant.off_pace_percent = round(off_pace, 2)
         grants.append(grant)
     headers = page_headers("api_grants.list_grants", page, rows)

@@ -64,10 +64,9 @@ def _site_ids(grant: Grant) -> set[int]:
 def index():
     """Grants the signed-in person may see: a page at a time, searchable, filterable, totalled."""
     page = page_request(listing.FILTERS, listing.SORTS)
-    today = utcnow().date()
     query = listing.filtered(current_user, page)
-    rows = paginate(listing.ordered(query, page, today), page, scalars=False)
-    return render_template("grants/index.html", rows=rows, page=page, totals=listing.totals(query),
+    rows = paginate(listing.ordered(query, page), page, scalars=False)
+    return render_template("grants/index.html", rows=rows, page=page, totals=listing.totals(query, current_user, page),
                            choices=listing.filter_choices(), pools_of=listing.pools_of,
                            requests=open_requests() if current_user.is_staff else [])
 
@@ -76,13 +75,12 @@ def index():
 def export():
     """Every grant the list's filter shows, as CSV (the page's totals are the columns' sums)."""
     page = page_request(listing.FILTERS, listing.SORTS)
-    query = listing.ordered(listing.filtered(current_user, page), page, utcnow().date())
+    query = listing.ordered(listing.filtered(current_user, page), page)
 
     def row(item):
-        grant, off_pace = item
+        grant, off_pace, pi_name = item
         cpu, gpu = listing.hours_of(grant, ResourceKind.CPU), listing.hours_of(grant, ResourceKind.GPU)
-        pi = grant.project.pi
-        return (grant.project.code, grant.title, pi.name if pi else "", grant.status.value, grant.start_date,
+        return (grant.project.code, grant.title, pi_name or "", grant.status.value, grant.start_date,
                 grant.end_date, round(cpu[0], 2), round(cpu[1], 2), round(gpu[0], 2), round(gpu[1], 2),
                 round(off_pace, 1))
 

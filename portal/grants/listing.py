@@ -7,9 +7,7 @@ a steady pace) comes from the usage summaries kept on grants and allocations
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-
-from sqlalchemy import Date, Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal.calls.models import Call
@@ -24,22 +22,6 @@ from portal.web.listing import PageRequest, like_pattern, parse_day
 
 FILTERS = ("status", "site", "partition", "call", "ends_after", "ends_before")
 SORTS = ("risk", "end", "project", "start")
-
-
-def _days(later, earlier):
-    """Whole days from ``earlier`` to ``later`` (dates), in the database's own arithmetic."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return later - earlier
-    return func.julianday(later) - func.julianday(earlier)
-
-
-def risk_expression(today: date):
-    """Percent of the award off a steady pace in the worst pool: + over-use, - under-use."""
-    length = _days(Grant.end_date, Grant.start_date)
-    elapsed = _days(literal(today, Date), Grant.start_date)
-    expected = 100.0 * case((elapsed <= 0, 0), (elapsed >= length, length), else_=elapsed) / length
-    over, under = Grant.usage_percent_high - expected, Grant.usage_percent_low - expected
-    return case((func.abs(over) >= func.abs(under), over), else_=under)
 
 
 def _search(text: str):
@@ -81,14 +63,23 @@ def filtered(viewer: User, page: PageRequest) -> Select:
     return query
 
 
-def ordered(query: Select, page: PageRequest, today: date) -> Select:
-    """The page's order, made stable by the grant id; rows are (Grant, risk)."""
-    risk = risk_expression(today)
-    query = query.add_columns(risk.label("risk")).options(
-        joinedload(Grant.project), selectinload(Grant.allocations))
-    order = {"risk": (func.abs(risk).desc(),), "end": (Grant.end_date,), "start": (Grant.start_date.desc(),),
-             "project": (Project.code,)}[page.sort]
-    return query.order_by(*order, Grant.id)
+def ordered(query: Select, page: PageRequest) -> Select:
+    """The page's order, made stable by the grant id; rows are (Grant, risk, PI's name).
+
+    Risk is the stored summary (:func:`portal.grants.summary.refresh_usage_summaries`, at
+    least hourly), so the default order, furthest off pace first, is read off an index
+    (both columns descending, so one backward scan) instead of computed over every grant.
+    The PI's name comes as a column: loading every project's team to find its PI made up
+    most of a page's time.
+    """
+    pi_name = (select(User.name).join(Membership, Membership.user_id == User.id)
+               .where(Membership.project_id == Grant.project_id, Membership.role == ProjectRole.PI)
+               .order_by(Membership.id).limit(1).scalar_subquery())
+    query = query.add_columns(Grant.risk_percent.label("risk"), pi_name.label("pi_name")).options(
+        joinedload(Grant.project).lazyload(Project.memberships), selectinload(Grant.allocations))
+    order = {"risk": (Grant.risk_magnitude.desc(), Grant.id.desc()), "end": (Grant.end_date, Grant.id),
+             "start": (Grant.start_date.desc(), Grant.id), "project": (Project.code, Grant.id)}[page.sort]
+    return query.order_by(*order)
 
 
 @dataclass(frozen=True)
@@ -98,14 +89,18 @@ class KindTotal:
     used_hours: float
 
 
-def totals(query: Select) -> list[KindTotal]:
-    """Awarded and used hours per resource kind over every grant ``query`` matches (one query)."""
-    ids = query.with_only_columns(Grant.id).order_by(None).subquery()
-    rows = db.session.execute(
-        select(GrantAllocation.resource_kind, func.sum(GrantAllocation.awarded_minutes),
-               func.sum(GrantAllocation.used_seconds))
-        .where(GrantAllocation.grant_id.in_(select(ids.c.id))).group_by(GrantAllocation.resource_kind)
-        .order_by(GrantAllocation.resource_kind))
+def totals(query: Select, viewer: User, page: PageRequest) -> list[KindTotal]:
+    """Awarded and used hours per resource kind over every grant ``query`` matches (one query).
+
+    Staff with no search or filter see every grant: then the sums are read off a covering
+    index of all allocations rather than matched grant by grant.
+    """
+    sums = select(GrantAllocation.resource_kind, func.sum(GrantAllocation.awarded_minutes),
+                  func.sum(GrantAllocation.used_seconds))
+    if not (viewer.is_staff and not page.search and not any(page.filters.values())):
+        ids = query.with_only_columns(Grant.id).order_by(None).subquery()
+        sums = sums.where(GrantAllocation.grant_id.in_(select(ids.c.id)))
+    rows = db.session.execute(sums.group_by(GrantAllocation.resource_kind).order_by(GrantAllocation.resource_kind))
     return [KindTotal(kind, (minutes or 0) / 60, (seconds or 0) / 3600) for kind, minutes, seconds in rows]
 
 

@@ -47,6 +47,7 @@ def create_grant(project: Project, *, title: str, start_date: date, end_date: da
         project.status = ProjectStatus.ACTIVE
     db.session.add(grant)
     db.session.flush()
+    refresh_usage_summaries([grant.id])  # its risk: a grant that began in the past is behind pace
     log.info("grant created id=%s project=%s allocations=%s", grant.id, project.code,
              {p.name: h for p, h in hours.items()})
     return grant
@@ -135,5 +136,6 @@ def extend_grant(grant: Grant, new_end: date, actor=None) -> Grant:
     if grant.status is GrantStatus.EXPIRED:
         grant.status = GrantStatus.ACTIVE
     db.session.flush()
+    refresh_usage_summaries([grant.id])  # a longer period moves the steady pace
     _audit("grant.extended", grant, actor, {"from": old_end.isoformat(), "to": new_end.isoformat()})
     return grant

@@ -125,17 +125,25 @@ def forecast(grant: Grant, total: ResourceTotal, today: date | None = None) -> F
     return Forecast(rate, None, 100 * max(left, 0) / total.awarded if total.awarded else None)
 
 
+def steady_pace_percent(start: date, end: date, today: date) -> float:
+    """Percent of an award a steady user has spent by ``today``."""
+    length = max((end - start).days, 1)
+    return 100 * min(max((today - start).days, 0), length) / length
+
+
+def worst_gap(percents_used: Iterable[float], pace: float) -> float:
+    """The pool furthest off ``pace``: its gap in percent (+ over-use, - under-use); 0 if none."""
+    worst = 0.0
+    for percent in percents_used:
+        if abs(percent - pace) > abs(worst):
+            worst = percent - pace
+    return worst
+
+
 def risk(grant: Grant, today: date | None = None) -> float:
     """How far the grant is off a steady pace, in percent of the award: + over-use, - under-use."""
-    today = today or utcnow().date()
-    length = max((grant.end_date - grant.start_date).days, 1)
-    elapsed = min(max((today - grant.start_date).days, 0), length) / length
-    worst = 0.0
-    for total in resource_totals(grant):
-        gap = total.percent_used - 100 * elapsed
-        if abs(gap) > abs(worst):
-            worst = gap
-    return worst
+    pace = steady_pace_percent(grant.start_date, grant.end_date, today or utcnow().date())
+    return worst_gap((total.percent_used for total in resource_totals(grant)), pace)
 
 
 def _pool_key(allocation_pool: str | None, partition_pool: str | None, partition_name: str) -> str:
@@ -143,16 +151,18 @@ def _pool_key(allocation_pool: str | None, partition_pool: str | None, partition
     return allocation_pool or partition_pool or partition_name
 
 
-def refresh_usage_summaries(grant_ids: Iterable[int] | None = None) -> int:
+def refresh_usage_summaries(grant_ids: Iterable[int] | None = None, today: date | None = None) -> int:
     """Recompute, from the usage ledger, each allocation's used seconds and each grant's most- and
-    least-used pool (percent of its award). ``None``: every grant. Returns how many grants.
+    least-used pool (percent of its award) and its risk on ``today`` (:func:`risk`, from the
+    same numbers). ``None``: every grant. Returns how many grants.
 
     Called by every ingestion (for the grants whose usage it touched), by awards and top-ups,
     and by the reconciler's full pass, so lists can sort and show thousands of grants without
     reading the ledger.
     """
     db.session.flush()  # the expiry at the end must not drop anything not yet written
-    allocations, jobs = GrantAllocation.__table__, JobUsage.__table__
+    today = today or utcnow().date()
+    allocations, jobs, grants = GrantAllocation.__table__, JobUsage.__table__, Grant.__table__
     chunks = [None] if grant_ids is None else [sorted(set(grant_ids))[i:i + 500]
                                                for i in range(0, len(set(grant_ids)), 500)]
     refreshed = 0
@@ -161,25 +171,32 @@ def refresh_usage_summaries(grant_ids: Iterable[int] | None = None) -> int:
                                                        jobs.c.gpu_seconds), else_=jobs.c.cpu_seconds)), 0))
                    .where(jobs.c.allocation_id == allocations.c.id).scalar_subquery())
         statement = update(allocations).values(used_seconds=seconds)
-        rows_query = (select(allocations.c.grant_id, allocations.c.slurm_account, Partition.pool, Partition.name,
-                             allocations.c.resource_kind, allocations.c.awarded_minutes, allocations.c.used_seconds)
-                      .join(Partition, Partition.id == allocations.c.partition_id))
+        rows_query = (select(allocations.c.grant_id, grants.c.start_date, grants.c.end_date, allocations.c.slurm_account,
+                             Partition.pool, Partition.name, allocations.c.resource_kind, allocations.c.awarded_minutes,
+                             allocations.c.used_seconds)
+                      .join(Partition, Partition.id == allocations.c.partition_id)
+                      .join(grants, grants.c.id == allocations.c.grant_id))
         if chunk is not None:
             statement = statement.where(allocations.c.grant_id.in_(chunk))
             rows_query = rows_query.where(allocations.c.grant_id.in_(chunk))
         db.session.execute(statement, execution_options={"synchronize_session": False})
         pools: dict[int, dict[tuple[str, ResourceKind], list[int]]] = {}
-        for grant_id, account, pool, name, kind, awarded, used in db.session.execute(rows_query):
+        paces: dict[int, float] = {}
+        for grant_id, start, end, account, pool, name, kind, awarded, used in db.session.execute(rows_query):
             totals = pools.setdefault(grant_id, {}).setdefault((_pool_key(account, pool, name), kind), [0, 0])
             totals[0] += awarded
             totals[1] += used
+            paces[grant_id] = steady_pace_percent(start, end, today)
         values = []
         for grant_id, by_pool in pools.items():
             percents = [100 * used / 60 / awarded if awarded else 0.0 for awarded, used in by_pool.values()]
-            values.append({"grant": grant_id, "high": max(percents), "low": min(percents)})
+            gap = worst_gap(percents, paces[grant_id])
+            values.append({"grant": grant_id, "high": max(percents), "low": min(percents), "risk": gap,
+                           "magnitude": abs(gap)})
         if values:
-            db.session.execute(update(Grant.__table__).where(Grant.__table__.c.id == bindparam("grant"))
-                               .values(usage_percent_high=bindparam("high"), usage_percent_low=bindparam("low")),
+            db.session.execute(update(grants).where(grants.c.id == bindparam("grant"))
+                               .values(usage_percent_high=bindparam("high"), usage_percent_low=bindparam("low"),
+                                       risk_percent=bindparam("risk"), risk_magnitude=bindparam("magnitude")),
                                values)
         refreshed += len(values)
     db.session.expire_all()

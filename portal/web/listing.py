@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from flask import Response, request, url_for
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 
 from portal.extensions import db
 
@@ -87,8 +87,15 @@ class Page:
 
 
 def paginate(query: Select, page: PageRequest, *, scalars: bool = True) -> Page:
-    """One page of ``query`` (which must already have a stable ORDER BY) and the number of rows."""
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    """One page of ``query`` (which must already have a stable ORDER BY) and the number of rows.
+
+    The count keeps the query's FROM, joins and WHERE but none of its columns: a list's
+    computed columns (a PI's name, say) would otherwise be worked out for every matching
+    row just to be counted. (List queries filter with EXISTS, never DISTINCT or GROUP BY,
+    so one row is one item.)
+    """
+    counted = query.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
+    total = db.session.scalar(select(func.count()).select_from(counted.subquery()))
     number = min(page.number, max(1, -(-total // page.size)))
     limited = query.limit(page.size).offset((number - 1) * page.size)
     items = list(db.session.scalars(limited)) if scalars else list(db.session.execute(limited))
