@@ -226,16 +226,29 @@ def sync_sites(names: tuple[str, ...]):
 @click.option("--site-name", default="Demo cluster")
 @click.option("--cluster", required=True, help="Slurm ClusterName of the local cluster.")
 @click.option("--slurm-conf", help="Path to the local cluster's slurm.conf.")
-def seed(site_name: str, cluster: str, slurm_conf: str | None):
-    """Create demo users, a site read from the local Slurm cluster, and a project."""
-    from portal.demo import DEMO_LOGINS, seed_demo
+@click.option("--no-jobs", is_flag=True, help="Do not run the demo jobs (no usage from Slurm).")
+def seed(site_name: str, cluster: str, slurm_conf: str | None, no_jobs: bool):
+    """Seed a living facility on the local Slurm cluster: people, calls, proposals, reviews,
+    grants synced into Slurm, real jobs and their usage, a benchmark history, mail. Running it
+    again changes nothing."""
+    from portal.demo import DEMO_LOGINS, SeedReport, seed_demo
 
+    report = SeedReport()
     try:
-        site = seed_demo(site_name=site_name, slurm_cluster=cluster, slurm_conf=slurm_conf)
+        site = seed_demo(site_name=site_name, slurm_cluster=cluster, slurm_conf=slurm_conf, run_jobs=not no_jobs,
+                         report=report)
     except SchedulerError as exc:
         raise click.ClickException(f"Could not read partitions from Slurm: {exc}") from exc
     db.session.commit()
     click.echo(f"Site {site.name}: partitions {', '.join(p.name for p in site.partitions)}")
+    for line in report.done:
+        click.echo(f"  {line}")
+    for line in report.labelled:
+        click.echo(f"  NOT REAL (back-dated demo data): {line}")
+    for line in report.problems:
+        click.echo(f"  PROBLEM: {line}", err=True)
+    if not report.done:
+        click.echo("  Already seeded: nothing changed.")
     click.echo("Demo logins (e-mail / password / roles):")
     for login in DEMO_LOGINS:
         click.echo(f"  {login.email:24} {login.password:15} {', '.join(r.value for r in login.roles)}")

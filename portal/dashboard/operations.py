@@ -85,6 +85,7 @@ class Dashboard:
     jobs: Listing | None = None
     reviews: Listing | None = None
     queue: list[QueueEntry] = field(default_factory=list)
+    rankings: Listing | None = None
     sites: list[SiteStatus] = field(default_factory=list)
     outbox: OutboxStatus | None = None
 
@@ -118,6 +119,7 @@ def build_dashboard(user: User, now: datetime | None = None) -> Dashboard:
         board.reviews = reviews_waiting(user, now)
     if user.is_staff:
         board.queue = staff_queue(now)
+        board.rankings = calls_in_review()
         board.sites = site_statuses()
         board.outbox = outbox_status()
     return board
@@ -266,6 +268,14 @@ def reviews_waiting(user: User, now: datetime) -> Listing:
 
 
 # ---- staff ---------------------------------------------------------------------------------------
+def calls_in_review() -> Listing:
+    """Calls whose proposals are in peer review: the committee ranking is the next look."""
+    reviewing = (ProposalState.IN_REVIEW, ProposalState.REVIEWED, ProposalState.REPLIED)
+    return _listed(select(Call.id, Call.code, Call.title, func.count(Proposal.id).label("proposals"))
+                   .join(Proposal, Proposal.call_id == Call.id).where(Proposal.state.in_(reviewing))
+                   .group_by(Call.id, Call.code, Call.title).order_by(Call.code))
+
+
 def _proposals_in(*conditions) -> Select:
     return (select(Proposal.id, Proposal.title, Proposal.submitted_at.label("since"), Call.code.label("call_code"))
             .join(Call, Call.id == Proposal.call_id).where(*conditions)
