@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -152,9 +153,9 @@ class SmtpInbox:
         return self.messages
 
 
-@pytest.fixture
-def smtp_server(app: Flask, monkeypatch) -> Iterator[SmtpInbox]:
-    """A real SMTP server on a free loopback port; the app sends its mail there."""
+@contextmanager
+def smtp_on_loopback(app: Flask, monkeypatch, handler) -> Iterator[None]:
+    """A real SMTP server (aiosmtpd, with ``handler``) on a free loopback port; the app sends its mail there."""
     import socket
 
     from aiosmtpd.controller import Controller
@@ -162,15 +163,22 @@ def smtp_server(app: Flask, monkeypatch) -> Iterator[SmtpInbox]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    inbox = SmtpInbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setitem(app.config, "SMTP_HOST", "127.0.0.1")
     monkeypatch.setitem(app.config, "SMTP_PORT", port)
     try:
-        yield inbox
+        yield
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server(app: Flask, monkeypatch) -> Iterator[SmtpInbox]:
+    """A real SMTP server on a free loopback port; the app sends its mail there."""
+    inbox = SmtpInbox()
+    with smtp_on_loopback(app, monkeypatch, inbox):
+        yield inbox
 
 
 @pytest.fixture

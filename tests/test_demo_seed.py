@@ -8,7 +8,6 @@ every role's dashboard (screenshotted in test-artifacts/) leads to that data.
 from __future__ import annotations
 
 import re
-import socket
 from datetime import timedelta
 
 import pytest
@@ -26,7 +25,7 @@ from portal.mail.outbox import OutgoingMail
 from portal.proposals.models import Proposal, ProposalState
 from portal.slurm import make_scheduler
 from tests.browser import chromium_page, live_server, screenshot, sign_in_in_browser
-from tests.conftest import sign_in
+from tests.conftest import sign_in, smtp_on_loopback
 
 pytestmark = [pytest.mark.slurm, pytest.mark.browser]
 
@@ -34,28 +33,15 @@ pytestmark = [pytest.mark.slurm, pytest.mark.browser]
 @pytest.fixture
 def mail_sink(app, monkeypatch):
     """The demo's sink (its own handler, a real SMTP server on loopback) catching the app's mail."""
-    from aiosmtpd.controller import Controller
+    from portal.mailsink.operations import MaildirHandler, mailbox_path
 
-    from portal.mailsink.operations import MaildirHandler
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with app.app_context():
-        from portal.mailsink.operations import mailbox_path
-
         folder = mailbox_path()
-    controller = Controller(MaildirHandler(folder), hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setitem(app.config, "SMTP_HOST", "127.0.0.1")
-    monkeypatch.setitem(app.config, "SMTP_PORT", port)
-    try:
+    with smtp_on_loopback(app, monkeypatch, MaildirHandler(folder)):
         yield folder
-    finally:
-        controller.stop()
-        for sub in ("new", "cur", "tmp"):
-            for path in (folder / sub).glob("*"):
-                path.unlink()
+    for sub in ("new", "cur", "tmp"):
+        for path in (folder / sub).glob("*"):
+            path.unlink()
 
 
 @pytest.fixture
