@@ -163,6 +163,23 @@ def wait_until_applied(site_id: int, began: float, limit: float = 600) -> None:
     db.session.remove()
 
 
+def direct_adds(env: dict[str, str], account: str, prefix: str, repeat: int) -> list[float]:
+    """Slurm's own time to add one user association at this size: ``sacctmgr add user`` run by
+    hand, as the reference for commit-to-applied (slurmdbd 22.05 renumbers its association
+    tree on every add, so this grows with the site whatever the portal does). Removed after."""
+    seconds, added = [], []
+    for k in range(repeat):
+        user = f"bsd{prefix}{k}"
+        began = time.perf_counter()
+        subprocess.run(["sacctmgr", "-i", "add", "user", user, f"account={account}", "partition=cpu"], env=env,
+                       capture_output=True, text=True, timeout=120, check=True)
+        seconds.append(time.perf_counter() - began)
+        added.append(user)
+    subprocess.run(["sacctmgr", "-i", "delete", "user", "where", f"name={','.join(added)}", f"account={account}"],
+                   env=env, capture_output=True, text=True, timeout=120, check=False)
+    return seconds
+
+
 class WebUser:
     """A signed-in browser; every request runs in a thread with no app context, as in a server."""
 
@@ -381,6 +398,7 @@ def measure_size(args, cluster, size: int, rng: random.Random) -> dict:
             result["failed"] = sum("FAILED" in line for line in said)
             print(f"# {size}: changes made while slurmdbd was stopped reached Slurm {result['recovered']:.1f} s"
                   f" after it resumed", flush=True)
+            result["direct"] = direct_adds(env, pool_account(rng.choice(ids)), prefix, args.repeat)
     finally:
         if web is not None:
             web.close()
@@ -458,7 +476,7 @@ def _ms(values: list[float]) -> str:
 
 def _row(r: dict) -> str:
     size = f"{r['reached']}" if r["reached"] == r["size"] else f"{r['reached']}*"
-    return (f"  {size:>8} {r['full']:7.1f} | {_ms(r['applied'])} | {_ms(r['web'])} |"
+    return (f"  {size:>8} {r['full']:7.1f} | {_ms(r['applied'])} | {_ms(r['direct'])} | {_ms(r['web'])} |"
             f" {_ms(r['stopped_web'])} | {_ms(r['page'])} | {_ms(r['stopped_page'])}")
 
 
@@ -477,7 +495,7 @@ def _report(args, results: list[dict]) -> None:
           f" in line, in steps of {args.load_step} projects"
           + (" (larger sites: the first step, then the bulk load's proving full reconcile)"
              if args.load == "bulk" else ""))
-    print(f"# {'projects':>8} {'full s':>7} | {'commit-to-applied':>16} | {'web change':>16} |"
+    print(f"# {'projects':>8} {'full s':>7} | {'commit-to-applied':>16} | {'sacctmgr add':>16} | {'web change':>16} |"
           f" {'web, dbd stopped':>16} | {'plain page':>16} | {'page, dbd stopped':>17}")
     for r in results:
         print(_row(r))
@@ -492,6 +510,15 @@ def _report(args, results: list[dict]) -> None:
     verdict = "stayed flat" if ratio <= 1.5 else "did NOT stay flat"
     print(f"# commit-to-applied {verdict}: median at {last['reached']} projects is {ratio:.2f}x the median at"
           f" {first['reached']} (flat: at most 1.5x) for a {last['reached'] / first['reached']:.0f}x larger site")
+
+    def portal_share(r: dict) -> float:
+        return statistics.median(r["applied"]) - statistics.median(r["direct"])
+    share_ratio = portal_share(last) / portal_share(first)
+    shares = " / ".join(f"{portal_share(r) * 1000:.0f} ms at {r['reached']}" for r in results)
+    print(f"# the portal's share (commit-to-applied minus Slurm's own 'sacctmgr add user' at that size, medians):"
+          f" {shares};"
+          f" {share_ratio:.2f}x from {first['reached']} to {last['reached']} projects"
+          f" ({'flat' if share_ratio <= 1.5 else 'NOT flat'}: at most 1.5x)")
 
 
 if __name__ == "__main__":
