@@ -41,6 +41,14 @@ fi
 echo "==> Starting the local Slurm cluster $CLUSTER in $SLURM_DIR"
 .venv/bin/python -m portal.devcluster start --dir "$SLURM_DIR" --name "$CLUSTER"
 
+# The demo's e-mail goes to a local SMTP sink, never out: staff read what was sent at /mail/caught.
+MAIL_PORT="$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export PORTAL_SMTP_HOST=127.0.0.1 PORTAL_SMTP_PORT="$MAIL_PORT"
+echo "==> Catching the demo's mail on 127.0.0.1:$MAIL_PORT (flask demo mail-sink)"
+.venv/bin/flask demo mail-sink --port "$MAIL_PORT" &
+SINK_PID=$!
+trap 'kill -TERM "$SINK_PID" 2>/dev/null || true' EXIT
+
 echo "==> Building the database (${DATABASE_URL:-SQLite in $PORTAL_INSTANCE_PATH})"
 .venv/bin/flask db upgrade
 .venv/bin/flask demo seed --cluster "$CLUSTER" --slurm-conf "$SLURM_CONF"
@@ -49,7 +57,7 @@ echo "==> Starting the reconciler service (flask slurm run): it applies changes 
 echo "    usage and mail up to date"
 .venv/bin/flask slurm run &
 SERVICE_PID=$!
-trap 'kill -TERM "$SERVICE_PID" 2>/dev/null || true; wait "$SERVICE_PID" 2>/dev/null || true' EXIT
+trap 'kill -TERM "$SERVICE_PID" "$SINK_PID" 2>/dev/null || true; wait "$SERVICE_PID" "$SINK_PID" 2>/dev/null || true' EXIT
 
 if [ -z "${PORT:-}" ]; then
   # 5000 when free; taken (another demo, another program): a free port the system picks.

@@ -80,6 +80,7 @@ def serve(host: str, port: int, path: Path) -> None:
 
     from aiosmtpd.controller import Controller
 
+    path.parent.mkdir(parents=True, exist_ok=True)  # the instance folder, on a first start
     controller = Controller(MaildirHandler(path), hostname=host, port=port)
     controller.start()
     stop = threading.Event()
