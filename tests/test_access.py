@@ -41,6 +41,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "web.health": (PUBLIC, "GET"),
     "api-docs.openapi_json": (PUBLIC, "GET"),
     "web.index": (SIGNED_IN, "GET"),
+    "web.caught_mail": (STAFF, "GET"),  # the demo mail sink's messages
     "identity.logout": (SIGNED_IN, "POST"),
     "sites.index": (SIGNED_IN, "GET"),
     "projects.index": (SIGNED_IN, "GET"),
