@@ -149,7 +149,7 @@ def test_seed_builds_a_living_facility_once_and_every_role_finds_it(demo_app, sl
             "user": ["#usable-grants >> text=sbatch -A", "#recent-jobs >> text=COMPLETED"],
             "reviewer": ["#reviews-due >> text=declare conflicts of interest", "#reviews-due tr.overdue"],
             "staff": ["#queue-admissibility >> text=Speech corpora for Samogitian", "#queue-requests >> text=Fine-tuning Baltic language models",
-                      "#queue-reports >> text=Pilot: tokenisers", "#rankings >> text=demo-regular",
+                      "#queue-reports >> text=Pilot: tokenisers", "#rankings >> text=demo-regular", "#benchmarks >> text=devcluster / cpu",
                       "text=Mail caught by the demo mail sink", "#slurm-sync >> text=in sync"],
             "admin": ["#queue-technical >> text=Protein language models on CPUs"],
         }

@@ -16,6 +16,7 @@ from markupsafe import Markup
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import joinedload
 
+from portal.benchmarks.models import BenchmarkRun
 from portal.calls.models import Call, ReviewWorkflow
 from portal.clock import utcnow
 from portal.extensions import db
@@ -86,6 +87,7 @@ class Dashboard:
     reviews: Listing | None = None
     queue: list[QueueEntry] = field(default_factory=list)
     rankings: Listing | None = None
+    benchmarks: Listing | None = None
     sites: list[SiteStatus] = field(default_factory=list)
     outbox: OutboxStatus | None = None
 
@@ -120,6 +122,7 @@ def build_dashboard(user: User, now: datetime | None = None) -> Dashboard:
     if user.is_staff:
         board.queue = staff_queue(now)
         board.rankings = calls_in_review()
+        board.benchmarks = recent_benchmarks()
         board.sites = site_statuses()
         board.outbox = outbox_status()
     return board
@@ -274,6 +277,13 @@ def calls_in_review() -> Listing:
     return _listed(select(Call.id, Call.code, Call.title, func.count(Proposal.id).label("proposals"))
                    .join(Proposal, Proposal.call_id == Call.id).where(Proposal.state.in_(reviewing))
                    .group_by(Call.id, Call.code, Call.title).order_by(Call.code))
+
+
+def recent_benchmarks() -> Listing:
+    """The newest acceptance results; each run's page plots every metric's history."""
+    return _listed(select(BenchmarkRun.id, BenchmarkRun.system, BenchmarkRun.partition, BenchmarkRun.measured_at,
+                          BenchmarkRun.verdict).order_by(BenchmarkRun.measured_at.desc(), BenchmarkRun.id.desc()),
+                   limit=3)
 
 
 def _proposals_in(*conditions) -> Select:
