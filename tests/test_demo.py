@@ -104,14 +104,73 @@ def stop_all(demos: list[Demo], failed: bool) -> None:
         print(problem, file=sys.stderr)
 
 
-def sign_in_over_http(base: str, email: str, password: str) -> str:
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = opener.open(f"{base}/login").read().decode()
-    form = urllib.parse.urlencode({"email": email, "password": password,
-                                   "csrf_token": csrf_token_from(page)}).encode()
-    opener.open(f"{base}/login", data=form)
-    return opener.open(f"{base}/sites/").read().decode()
+class Browser:
+    """One person signed in to a demo over HTTP, as a browser would be (cookies, CSRF token)."""
+
+    def __init__(self, base: str, login) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"email": login.email, "password": login.password,
+                                       "csrf_token": csrf_token_from(self.get("/login"))}).encode()
+        self.opener.open(f"{base}/login", data=form, timeout=30)
+
+    def get(self, path: str) -> str:
+        return self.opener.open(f"{self.base}{path.replace('&amp;', '&')}", timeout=30).read().decode()
+
+
+def section(page: str, element_id: str) -> str:
+    """The HTML of the element with this id, up to the next sibling section (enough to search)."""
+    start = page.index(f'id="{element_id}"')
+    end = page.find("<section", start)
+    return page[start:end if end > 0 else None]
+
+
+def find_living_facility(url: str, cluster: LocalCluster) -> None:
+    """Every role signs in and finds what a newcomer came to see: a grant with usage from real
+    jobs of this demo's Slurm and its burn-down, a proposal in review, a committee ranking, a
+    benchmark history and the demo's delivered mail."""
+    people = {login.email.split("@")[0]: Browser(url, login) for login in DEMO_LOGINS}
+
+    # The PI's dashboard leads to the grant; its page draws the burn-down and the forecast.
+    pi_home = people["pi"].get("/")
+    grants = [people["pi"].get(path) for path in dict.fromkeys(re.findall(r'href="(/grants/\d+)"', pi_home))]
+    grant = next(page for page in grants if 'id="jobs"' in page)  # the active one, with its jobs
+    assert "Forecast at the current rate" in grant
+    assert 'class="chart"' in grant
+    # Its jobs table: real Slurm jobs (numeric ids) that this demo's cluster ran and accounted.
+    real_jobs = re.findall(r"<tr><td>(\d+)</td><td>(demo_\w+)</td><td>(\w+)</td><td>COMPLETED</td>",
+                           section(grant, "jobs"))
+    assert len(real_jobs) >= 2, section(grant, "jobs")[:2000]
+    sacct = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,User,Partition,State", "-j",
+                            ",".join(job for job, _, _ in real_jobs)], capture_output=True, text=True,
+                           env={**os.environ, **cluster.env}, timeout=60, check=True).stdout
+    assert {tuple(line.split("|")) for line in sacct.split()} >= {
+        (job, user, partition, "COMPLETED") for job, user, partition in real_jobs}
+
+    # The member: where they may run (the grant's Slurm accounts) and their recent jobs.
+    member_home = people["user"].get("/")
+    assert "sbatch -A" in section(member_home, "usable-grants")
+    assert "COMPLETED" in section(member_home, "recent-jobs")
+
+    # The reviewer: assigned reviews with their due dates.
+    due = section(people["reviewer"].get("/"), "reviews-due")
+    assert re.search(r"\d{4}-\d{2}-\d{2}", due) and "demo-regular" in due
+
+    staff = people["staff"]
+    in_review = staff.get("/proposals/?state=in_review")
+    assert re.search(r'href="/proposals/\d+"', in_review.split('id="language-switch"')[0]), "no proposal in review"
+    ranking_path = re.search(r'href="(/calls/\d+/committee)"', staff.get("/")).group(1)
+    scores = [float(s) for s in re.findall(r'<td class="score">([0-9.]+)</td>', staff.get(ranking_path))]
+    assert len(scores) >= 2 and scores == sorted(scores, reverse=True)
+    latest_run = re.search(r'href="(/benchmarks/runs/\d+)"', staff.get("/benchmarks/?sort=newest")).group(1)
+    history_path = re.search(r'href="(/benchmarks/history\?[^"]+)"', staff.get(latest_run)).group(1)
+    assert staff.get(history_path).count('class="point') >= 2
+    mail = staff.get("/mail/caught")
+    caught = re.search(r"(\d+) messages caught\.", mail)
+    assert caught and int(caught.group(1)) > 0 and "Proposal submitted" in mail
+
+    # The administrator's queue: technical assessments waiting.
+    assert 'id="queue-technical"' in people["admin"].get("/")
 
 
 def sacctmgr(cluster: LocalCluster, *argv: str) -> str:
@@ -135,6 +194,7 @@ def test_two_demos_beside_the_test_cluster_each_serve_their_own_slurm(slurm_clus
     # Not under pytest's tmp_path: another session's pytest prunes old base folders, and munge's
     # socket path must stay short (108 bytes).
     root = Path(tempfile.mkdtemp(prefix="demo", dir="/var/tmp"))
+    root.chmod(0o755)  # the demo users' jobs reach their job folders below it
     first, second = Demo(root / "first"), Demo(root / "second")
     failed = True
     try:
@@ -157,11 +217,15 @@ def test_two_demos_beside_the_test_cluster_each_serve_their_own_slurm(slurm_clus
         for demo, url in ((first, first_url), (second, second_url)):
             assert demo.cluster().is_running()
             for login in DEMO_LOGINS:
-                page = sign_in_over_http(url, login.email, login.password)
+                page = Browser(url, login).get("/sites/")
                 assert login.name in page, f"{login.email} could not sign in at {url}"
                 # The partitions were read from this demo's own cluster.
                 assert "<td>debug" in page and "<td>cpu" in page
                 assert demo.cluster().cluster_name in page
+
+        # Started beside another demo and the test cluster, each demo is a living facility.
+        find_living_facility(second_url, second.cluster())
+        find_living_facility(first_url, first.cluster())
 
         # The second demo's start did not take the first one's database user away.
         assert_takes_new_accounts(first.cluster())
