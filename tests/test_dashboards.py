@@ -173,3 +173,30 @@ def test_caught_mail_page_is_for_staff_only(app, people):
     assert _client(app, people["pi"]).get("/mail/caught").status_code == 403
     page = _client(app, people["staff"]).get("/mail/caught")
     assert page.status_code == 200 and "No mail caught yet." in page.get_data(as_text=True)
+
+
+def test_dashboards_of_a_generated_facility_run_the_same_queries_at_ten_times_its_size(app):
+    """``flask demo generate``'s facility (grants with usage, expired grants with late reports):
+    staff, a PI and a member see the same number of queries at 20 and at 220 projects."""
+    from portal.demo_facility import PASSWORD, STAFF_EMAIL, generate_facility
+    from portal.projects.models import Membership, ProjectRole
+
+    with app.app_context():
+        generate_facility(20, 5, seed=1)
+        db.session.commit()
+        emails = {"staff": STAFF_EMAIL}
+        for role in (ProjectRole.PI, ProjectRole.MEMBER):
+            emails[role.value] = db.session.scalar(select(User.email).join(Membership, Membership.user_id == User.id)
+                                                   .where(Membership.role == role).order_by(User.id).limit(1))
+    clients = {}
+    for who, email in emails.items():
+        clients[who] = app.test_client()
+        assert sign_in(clients[who], email, PASSWORD).status_code == 302
+    small = {who: _queries_for(app, client, "/") for who, client in clients.items()}
+    with app.app_context():
+        generate_facility(200, 5, seed=2, force=True)
+        db.session.commit()
+    assert {who: _queries_for(app, client, "/") for who, client in clients.items()} == small
+    staff = clients["staff"].get("/").get_data(as_text=True)
+    late = re.search(r'id="queue-reports"><h3>[^<]+<span class="count">(\d+)</span>', staff)
+    assert late and int(late.group(1)) > 5 and staff.count('<p><a href="/grants/') <= 10  # counted, not listed
