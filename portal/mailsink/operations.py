@@ -80,6 +80,9 @@ def serve(host: str, port: int, path: Path) -> None:
 
     from aiosmtpd.controller import Controller
 
+    import logging
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     path.parent.mkdir(parents=True, exist_ok=True)  # the instance folder, on a first start
     controller = Controller(MaildirHandler(path), hostname=host, port=port)
     controller.start()
