@@ -41,6 +41,30 @@ class SiteStatus:
         return (utcnow().replace(tzinfo=None) - until).total_seconds() if until else None
 
 
+def adapter_limitations(site: Site) -> list[str]:
+    """What the site's scheduler adapter only approximates, for staff. Only builds the adapter:
+    nothing is asked of Slurm."""
+    from flask_babel import gettext as _
+
+    from portal.sites.operations import scheduler_for
+    from portal.slurm.errors import SchedulerError
+
+    words = {
+        "usage_from_job_records": _("Budget checks before a job is submitted add up the accounting records of the"
+                                    " account's jobs: slurmrestd 22.05 does not show the controller's live usage."),
+        "readiness_from_slurmdbd": _("A new member's association is taken as ready once slurmdbd lists it; the first"
+                                     " submission may still be refused for a moment."),
+        "account_limits_via_sacctmgr": _("Limit changes of existing accounts go through sacctmgr on this host"
+                                         " (slurmrestd 22.05 cannot change them)."),
+        "account_limits_refused": _("Limit changes of existing accounts fail: slurmrestd 22.05 cannot change them."
+                                    " Set slurm.conf for a sacctmgr fallback or change them by hand."),
+    }
+    try:
+        return [words.get(key, key) for key in scheduler_for(site).limitations]
+    except SchedulerError as exc:
+        return [_("The scheduler adapter is not configured correctly: %(error)s", error=str(exc))]
+
+
 @dataclass(frozen=True)
 class OutboxStatus:
     backlog: int
@@ -64,7 +88,9 @@ def outbox_status() -> OutboxStatus:
 @bp.route("/slurm/status")
 @staff_required
 def status_page():
-    return render_template("grants/slurm_status.html", sites=site_statuses(), outbox=outbox_status(), now=utcnow())
+    sites = site_statuses()
+    return render_template("grants/slurm_status.html", sites=sites, outbox=outbox_status(), now=utcnow(),
+                           limitations={s.site.id: adapter_limitations(s.site) for s in sites})
 
 
 def _metrics_allowed() -> bool:

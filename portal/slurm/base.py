@@ -42,7 +42,8 @@ class Scheduler(abc.ABC):
     when the scheduler refuses. Adding what exists and removing what is gone succeed.
     """
 
-    # What this adapter only approximates or cannot do, in words for staff (site page).
+    # Keys of what this adapter only approximates or cannot do (portal.grants.status words
+    # them for staff); see portal.slurm.rest for the rest adapter's.
     limitations: Sequence[str] = ()
 
     @abc.abstractmethod

@@ -143,13 +143,9 @@ class RestScheduler(Scheduler):
             from portal.slurm.cli import CliScheduler
 
             self._fallback = CliScheduler(**{"timeout": timeout, **limits_fallback, "cluster": cluster})
-        self.limitations = [
-            "account usage is added up from accounting records (slurmrestd 22.05 has no live association usage)",
-            "association readiness is read from slurmdbd, not from slurmctld",
-            ("account limit changes go through sacctmgr (limits_fallback)" if self._fallback else
-             "account limit changes are refused (slurmrestd 22.05 cannot modify account associations;"
-             " configure limits_fallback or change them with sacctmgr)"),
-        ]
+        # Keys of what this adapter only approximates; the staff status page words them.
+        self.limitations = ("usage_from_job_records", "readiness_from_slurmdbd",
+                            "account_limits_via_sacctmgr" if self._fallback else "account_limits_refused")
 
     # ---- HTTP ---------------------------------------------------------------------------
     def _read_token(self) -> str:
