@@ -61,18 +61,62 @@ def metric_key(row: dict) -> str:
     return "/".join(parts)
 
 
+def _cuda_version(number: int) -> str:
+    """12040 -> '12.4' (CUDA's encoding: 1000 * major + 10 * minor)."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def nvidia_driver() -> str | None:
+    """The NVIDIA kernel driver's version (e.g. '580.65.06'), read without running a program."""
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text()
+    except OSError:
+        return None
+    words = text.split("Kernel Module", 1)[-1].split()
+    return words[0] if words and words[0][0].isdigit() else None
+
+
 def _versions() -> dict:
     from mpi4py import MPI
     import mpi4py
     import numpy
 
+    # Open MPI ends the string with a NUL, which JSON carries as \u0000 and web servers refuse.
+    library = MPI.Get_library_version().replace("\0", "").strip()
     versions = {"mpi_examples": __version__, "python": platform.python_version(),
                 "numpy": numpy.__version__, "mpi4py": mpi4py.__version__,
-                "mpi_library": MPI.Get_library_version().strip().splitlines()[0],
+                "mpi_library": library.splitlines()[0], "mpi_library_full": " ".join(library.split())[:500],
                 "mpi_standard": "%d.%d" % MPI.Get_version(), "cupy": None}
     if "cupy" in sys.modules:
-        versions["cupy"] = sys.modules["cupy"].__version__
+        cupy = sys.modules["cupy"]
+        versions["cupy"] = cupy.__version__
+        try:
+            versions["cuda_runtime"] = _cuda_version(cupy.cuda.runtime.runtimeGetVersion())
+            versions["cuda_driver"] = _cuda_version(cupy.cuda.runtime.driverGetVersion())
+        except Exception:  # noqa: BLE001 - provenance is best effort; a broken CUDA shows elsewhere
+            pass
+    driver = nvidia_driver()
+    if driver:
+        versions["nvidia_driver"] = driver
     return versions
+
+
+SLURM_VARIABLES = {"job_id": "SLURM_JOB_ID", "cluster": "SLURM_CLUSTER_NAME", "partition": "SLURM_JOB_PARTITION",
+                   "nodelist": "SLURM_JOB_NODELIST", "ntasks": "SLURM_NTASKS", "account": "SLURM_JOB_ACCOUNT",
+                   "user": "SLURM_JOB_USER"}
+
+
+def slurm_context() -> dict | None:
+    """The Slurm job this ran in, as its environment says; None outside Slurm."""
+    found = {key: os.environ[name] for key, name in SLURM_VARIABLES.items() if os.environ.get(name)}
+    return found or None
+
+
+def options(args) -> dict:
+    """The options that decide what was measured (sizes, iterations, buffers)."""
+    return {"quick": bool(args.quick), "min_size": args.min_size, "max_size": args.max_size, "iters": args.iters,
+            "warmup": args.warmup, "array": args.array, "staging": args.staging,
+            "benchmarks": getattr(args, "benchmarks", args.command)}
 
 
 def environment(comm, args, backend, transport_reason: str) -> dict:
@@ -81,7 +125,7 @@ def environment(comm, args, backend, transport_reason: str) -> dict:
 
     hosts = comm.allgather(MPI.Get_processor_name())
     devices = comm.allgather(backend.device_name)
-    return {
+    env = {
         "system": args.system or os.environ.get("SLURM_CLUSTER_NAME") or "local",
         "partition": args.partition or os.environ.get("SLURM_JOB_PARTITION") or "default",
         "nodes": len(set(hosts)), "ranks": comm.Get_size(), "hostnames": sorted(set(hosts)),
@@ -89,7 +133,12 @@ def environment(comm, args, backend, transport_reason: str) -> dict:
         "devices": sorted({d for d in devices if d}),
         "versions": _versions(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "options": options(args),
     }
+    slurm = slurm_context()
+    if slurm:
+        env["slurm"] = slurm
+    return env
 
 
 def document(env: dict, metrics: list, errors: list, skipped: list, suite=None) -> dict:

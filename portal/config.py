@@ -33,6 +33,14 @@ DEFAULTS: dict[str, Any] = {
     "SQL_ECHO": False,
     # Folder of mpi_examples references files that judge uploaded results; empty: the shipped ones.
     "BENCHMARK_REFERENCES_DIR": "",
+    # Acceptance runs started from the portal: the address their jobs post results to (the
+    # portal's public base URL), the Unix user and Slurm account they run as (a service
+    # identity the site creates; empty: runs cannot be started), and the hours an upload
+    # token outlives the job's time limit (time to wait in the queue).
+    "PUBLIC_URL": "",
+    "ACCEPTANCE_UNIX_USER": "",
+    "ACCEPTANCE_ACCOUNT": "",
+    "ACCEPTANCE_TOKEN_HOURS": 6.0,
     "SMTP_HOST": "localhost",
     "SMTP_PORT": 25,
     "SMTP_TIMEOUT": 10.0,

@@ -34,6 +34,7 @@ REVIEWER_ROLE = "reviewer role"
 REVIEW_ASSIGNEE = "review assignee"  # only the assigned reviewer without a conflict; others 404
 INVITEE = "invitee"  # only the person the invitation in the URL was sent to; others 404
 PROJECT_MANAGER = "project manager"  # the project's PI and co-PIs, and staff; members 403; others 404
+RUN_TOKEN = "run token"  # only an acceptance run's upload token (tests/test_acceptance.py); sessions 401
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
     # endpoint: (who may use it, HTTP method used to probe it)
@@ -74,6 +75,13 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api_benchmarks.upload_run": (STAFF, "POST"),
     "api_benchmarks.get_run": (SIGNED_IN, "GET"),
     "api_benchmarks.history": (SIGNED_IN, "GET"),
+    "benchmarks.acceptance": (SIGNED_IN, "GET"),
+    "benchmarks.acceptance_run": (SIGNED_IN, "GET"),
+    "benchmarks.start_acceptance": (STAFF, "POST"),
+    "benchmarks.references": (STAFF, "GET"),
+    "benchmarks.adopt": (STAFF, "POST"),
+    "benchmarks.reference": (STAFF, "GET"),
+    "api_acceptance.post_result": (RUN_TOKEN, "POST"),
     "identity.oidc_login": (SIGN_IN_FLOW, "GET"),
     "identity.oidc_callback": (SIGN_IN_FLOW, "GET"),
     "account.tokens": (SIGNED_IN, "GET"),
@@ -204,6 +212,8 @@ def expected_allowed(rule: str, persona: str) -> bool:
         return persona == "member"
     if rule == PROJECT_MANAGER:
         return persona in ("pi", "staff", "admin")
+    if rule == RUN_TOKEN:
+        return False
     raise AssertionError(rule)
 
 
@@ -242,8 +252,17 @@ def world(app, make_user, tmp_path):
                            workdir="/nonexistent", script="#!/bin/bash\n", parameters={}, max_cost_minutes=1,
                            last_state="PENDING")
         db.session.add(job)
+        from tests.test_acceptance import SECRET, stored_acceptance_run
+
+        db.session.flush()
+        acceptance_id = stored_acceptance_run(SECRET, system="nowhere")
+        from portal.benchmarks.models import BenchmarkReference
+
+        reference = BenchmarkReference(system="devcluster", partition="cpu", version=1, table={}, method="test",
+                                       source_run_ids=[run.id], note="")
+        db.session.add(reference)
         db.session.commit()
-        ids = {**review_ids, **grant_ids, "partition_id": site.partitions[0].id, "site_id": site.id, "project_id": project.id, "user_id": users["member"][0], "run_id": run.id,
+        ids = {"acceptance_id": acceptance_id, "reference_id": reference.id, **review_ids, **grant_ids, "partition_id": site.partitions[0].id, "site_id": site.id, "project_id": project.id, "user_id": users["member"][0], "run_id": run.id,
                "token_id": token.id, "name": "nowhere",
                "job_id": job.id, "template": "serial"}
     return users, ids
@@ -306,6 +325,8 @@ def test_each_role_reaches_exactly_what_it_may(app, world, persona):
             # 503: allowed, but the test site's Slurm is unreachable (as intended here).
             assert response.status_code < 500 or response.status_code == 503, (
                 f"{persona} got {response.status_code} at {url}")
+        elif rule == RUN_TOKEN:
+            assert response.status_code == 401, f"{persona} reached {method} {url}: {response.status_code}"
         elif rule in HIDDEN and persona not in HIDDEN[rule]:
             assert response.status_code == 404, f"{persona} may see {url}"  # 404: ids leak nothing
         else:

@@ -42,3 +42,6 @@ def init_api(app: Flask) -> None:
     from portal.api import jobs
 
     api.register_blueprint(jobs.blp, url_prefix="/api/jobs")
+    from portal.benchmarks import api as acceptance_api
+
+    api.register_blueprint(acceptance_api.blp, url_prefix="/api/benchmarks/acceptance")

@@ -77,6 +77,8 @@ class BenchmarkRunSummarySchema(Schema):
     ranks = fields.Int()
     verdict = fields.Function(lambda r: r.verdict.value)
     reference_key = fields.Str(allow_none=True)
+    reference_origin = fields.Str(allow_none=True, metadata={"description": "the references file and version, "
+                                                             "or the adopted reference, that judged the run"})
 
 
 class BenchmarkRunSchema(BenchmarkRunSummarySchema):

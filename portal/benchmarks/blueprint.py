@@ -1,11 +1,10 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 
 from portal.benchmarks import listing
 from portal.benchmarks.charts import history_chart
+from portal.benchmarks.forms import UploadForm
 from portal.benchmarks.models import BenchmarkRun
 from portal.benchmarks.operations import BenchmarkError, ingest_result, latest_runs, metric_history
 from portal.benchmarks.upload import read_result_upload
@@ -15,10 +14,6 @@ from portal.identity.access import staff_required
 from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("benchmarks", __name__, url_prefix="/benchmarks")
-
-
-class UploadForm(FlaskForm):
-    result = FileField(validators=[FileRequired()])
 
 
 @bp.route("/")
@@ -67,3 +62,6 @@ def upload():
         return redirect(url_for("benchmarks.index"))
     flash(_("Stored run %(id)d: %(verdict)s.", id=stored.id, verdict=stored.verdict.value), "info")
     return redirect(url_for("benchmarks.run", run_id=stored.id))
+
+
+from portal.benchmarks import views  # noqa: E402,F401  (acceptance runs and references: routes on bp)

@@ -10,20 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from mpi_examples import suite
 from mpi_examples.results import metric_key, validate
+from portal import __version__ as portal_version
 from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun, MetricStatus, Verdict
+from portal.benchmarks.references import FileReferenceError, current_references, file_references
 from portal.extensions import db
 from portal.identity.models import User
 
 log = logging.getLogger(__name__)
 
 MAX_METRICS = 5000  # far above a full suite (about 200); stops a runaway upload
-DEFAULT_REFERENCES_DIR = Path(suite.__file__).resolve().parent / "references"
 
 
 class BenchmarkError(ValueError):
@@ -44,16 +44,15 @@ class ReferencesUnavailable(BenchmarkError):
 
 def load_all_references(folder: Path | None = None) -> dict:
     """Every references file in the configured folder, merged by system key."""
-    folder = Path(folder or current_app.config.get("BENCHMARK_REFERENCES_DIR") or DEFAULT_REFERENCES_DIR)
-    merged: dict = {}
-    for path in sorted(folder.glob("*.json")):
-        try:
-            tables = suite.load_references(path)
-        except (suite.ReferenceError, ValueError) as exc:
-            raise ReferencesUnavailable([_("References file %(path)s is broken: %(error)s", path=path, error=exc)]) from exc
-        for system_key, table in tables.items():
-            merged.setdefault(system_key, {}).update(table)
-    return merged
+    return _references(lambda: file_references(folder))[0]
+
+
+def _references(load):
+    try:
+        return load()
+    except FileReferenceError as exc:
+        raise ReferencesUnavailable([_("References file %(path)s is broken: %(error)s", path=exc.path,
+                                       error=exc.error)]) from exc
 
 
 def _parse_timestamp(text: str) -> datetime:
@@ -76,7 +75,11 @@ def _key_parts(key: str) -> dict:
 
 
 def ingest_result(document: dict, uploaded_by: User | None, references: dict | None = None) -> BenchmarkRun:
-    """Validate, judge and store one result document. Raises InvalidResult and stores nothing."""
+    """Validate, judge and store one result document. Raises InvalidResult and stores nothing.
+
+    Without ``references``, the files and the adopted references judge it (see references.py),
+    and the run records which of them did.
+    """
     if not isinstance(document, dict):
         raise InvalidResult([_("The result must be a JSON object.")])
     problems = validate(document)
@@ -85,15 +88,20 @@ def ingest_result(document: dict, uploaded_by: User | None, references: dict | N
     if len(document["metrics"]) > MAX_METRICS:
         raise InvalidResult([_("Too many metrics (%(n)d; at most %(max)d).", n=len(document["metrics"]), max=MAX_METRICS)])
     measured_at = _parse_timestamp(document["timestamp"])
-    references = load_all_references() if references is None else references
+    origins: dict = {}
+    if references is None:
+        references, origins = _references(current_references)
     measured = {metric_key(m): m for m in document["metrics"]}
     run = BenchmarkRun(system=document["system"], partition=document["partition"], measured_at=measured_at,
                        uploaded_by=uploaded_by, array=document["array"], nodes=document["nodes"],
-                       ranks=document["ranks"], document=document, verdict=Verdict.NO_REFERENCE)
+                       ranks=document["ranks"], document=document, verdict=Verdict.NO_REFERENCE,
+                       portal_version=portal_version)
     try:
         run.reference_key, table = suite.select(references, run.system, run.partition)
     except suite.ReferenceError:
         table = {}
+    else:
+        run.reference_origin, run.reference_id = origins.get(run.reference_key, (None, None))
     ran = {m["benchmark"] for m in document["metrics"]}
     outcomes = suite.compare(document["metrics"], table, ran)
     for outcome in outcomes:

@@ -190,6 +190,13 @@ class ReconcilerService:
             db.session.commit()
             if problem:
                 log.warning("reconciler service: job states: %s", problem)
+        # Acceptance runs started from the benchmarks page: queued, running, failed or silent.
+        from portal.benchmarks.acceptance import follow_acceptance_runs
+
+        problem = follow_acceptance_runs()
+        db.session.commit()
+        if problem:
+            log.warning("reconciler service: acceptance runs: %s", problem)
 
     def send_mail(self) -> None:
         from portal.mail import send_pending

@@ -27,6 +27,23 @@ def public(view: F) -> F:
     return view
 
 
+OWN_CREDENTIAL_ATTR = "_portal_own_credential"
+
+
+def own_credential(view: F) -> F:
+    """Mark a view that checks a bearer credential of its own (an acceptance run's upload token):
+    reachable without signing in, the personal API-token check left to the view, and no CSRF
+    token needed, since such a view never reads the session cookie."""
+    setattr(view, PUBLIC_ATTR, True)
+    setattr(view, OWN_CREDENTIAL_ATTR, True)
+    return view
+
+
+def _view_marked(attr: str) -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, attr, False) or getattr(getattr(view, "view_class", None), attr, False))
+
+
 def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
@@ -47,6 +64,8 @@ def enforce_sign_in():
     if request.endpoint is None:
         return None  # 404 / 405 handled by Flask
     if request.endpoint == "static" or request.endpoint.startswith("api-docs."):
+        return None
+    if _view_marked(OWN_CREDENTIAL_ATTR):
         return None
     if is_api_request() and bearer_secret() is not None:
         refusal = authenticate_bearer()
@@ -145,6 +164,8 @@ def protect_from_csrf():
     from portal.extensions import csrf
 
     if g.get("api_token") is not None or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return None
+    if _view_marked(OWN_CREDENTIAL_ATTR):
         return None
     csrf.protect()
     return None
