@@ -14,6 +14,7 @@ from flask import abort, current_app, g, jsonify, redirect, request, session, ur
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal.formatting import format_moment
 from portal.identity.models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,7 +134,7 @@ def authenticate_bearer():
         elif token.revoked_at is not None:
             message = _("This API token was revoked.")
         elif token.is_expired:
-            message = _("This API token expired on %(date)s (UTC).", date=token.expires_at.strftime("%Y-%m-%d %H:%M"))
+            message = _("This API token expired on %(date)s (UTC).", date=format_moment(token.expires_at))
         else:
             message = _("The account this API token belongs to is disabled.")
         record("token.refused", token.user if token else None, f"token:{token.id}" if token else "",

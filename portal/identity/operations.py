@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.audit.operations import record
 from portal.clock import utcnow
+from portal.formatting import format_moment
 from portal.extensions import db
 from portal.identity.models import IdentityLink, Role, User
 
@@ -89,6 +90,7 @@ def _who(user: User) -> str:
 
 
 def _day(moment: datetime) -> str:
+    """For the audit record: ISO, the same whoever reads it (messages use format_moment)."""
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
@@ -204,7 +206,7 @@ def disable_user(user: User, reason: str, *, acting_user: User | None) -> None:
     _locked(user)
     if not user.active:
         raise AccountError(_("%(user)s was already disabled on %(when)s (UTC): %(reason)s", user=_who(user),
-                             when=_day(user.disabled_at) if user.disabled_at else "—", reason=user.disabled_reason),
+                             when=format_moment(user.disabled_at), reason=user.disabled_reason),
                            conflict=True)
     user.active, user.disabled_at, user.disabled_reason = False, utcnow(), reason
     db.session.flush()
@@ -228,7 +230,7 @@ def verify_profile(user: User, *, acting_user: User | None) -> None:
         raise AccountError(_("%(user)s has given no organisation or country to verify.", user=_who(user)))
     if user.profile_verified_at is not None:
         raise AccountError(_("The profile of %(user)s was already verified on %(when)s (UTC).", user=_who(user),
-                             when=_day(user.profile_verified_at)), conflict=True)
+                             when=format_moment(user.profile_verified_at)), conflict=True)
     user.profile_verified_at = utcnow()
     user.profile_verified_by_id = acting_user.id if acting_user is not None else None
     db.session.flush()

@@ -21,7 +21,7 @@ from portal.calls.errors import Problems, check, parse_hours
 from portal.calls.models import Call
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.formatting import format_number
+from portal.formatting import format_moment, format_number
 from portal.identity.models import User
 from portal.projects.models import ProjectRole
 from portal.proposals import notifications
@@ -223,7 +223,7 @@ def submission_problems(proposal: Proposal, now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
     if not proposal.call.accepts_submissions(now):
         errors[""] = _("The call's cut-off (%(when)s UTC) has passed: proposals can no longer be submitted.",
-                       when=proposal.call.closes_at.strftime("%Y-%m-%d %H:%M") if proposal.call.closes_at else "—")
+                       when=format_moment(proposal.call.closes_at))
         return errors
     for name in REQUIRED_FIELDS:
         if not getattr(proposal, name):

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.formatting import format_moment
 from portal.sites.models import Partition, ResourceKind, Site
 from portal.slurm import make_scheduler
 from portal.slurm.base import Scheduler
@@ -107,7 +108,7 @@ def refresh_partition_limits(site: Site, scheduler: Scheduler | None = None) -> 
         sync_partitions(site, scheduler)
     except SchedulerError as exc:
         return _("Slurm did not answer (%(error)s); checked against the limits read at %(when)s UTC.",
-                 error=str(exc)[:200], when=oldest.strftime("%Y-%m-%d %H:%M:%S") if oldest else "?")
+                 error=str(exc)[:200], when=format_moment(oldest, seconds=True, empty="?"))
     return None
 
 
