@@ -12,10 +12,35 @@ import time
 import numpy as np
 
 
+PATTERN_PERIOD = 1 << 16  # 7*i and 13*(i >> 8) both wrap modulo 256 after 65536 bytes
+
+
 def pattern(xp, n: int, seed: int):
-    """``n`` bytes of a seed-dependent pattern (every byte written, none constant)."""
-    i = xp.arange(n, dtype=xp.uint32)
-    return ((i * 7 + (i >> 8) * 13 + seed * 101) & 0xFF).astype(xp.uint8)
+    """``n`` bytes of a seed-dependent pattern (every byte written, none constant).
+
+    Byte i is ``(7 i + 13 (i >> 8) + 101 seed) mod 256``, which repeats every 64 KiB: one
+    period is computed and copied into the buffer. Computing all of it in uint32 held about
+    16 times the message at once (256 MiB for 16 MiB) just before the timed loop; the buffers
+    then sat in a heap those temporaries had grown, after a sweep through memory that a
+    mpi4py.bench buffer (np.empty, written once) never has.
+    """
+    i = xp.arange(min(n, PATTERN_PERIOD), dtype=xp.uint32)
+    period = ((i * 7 + (i >> 8) * 13 + seed * 101) & 0xFF).astype(xp.uint8)
+    if n <= PATTERN_PERIOD:
+        return period
+    out = xp.empty(n, xp.uint8)
+    whole = n // PATTERN_PERIOD * PATTERN_PERIOD
+    out[:whole].reshape(-1, PATTERN_PERIOD)[...] = period  # broadcast copy: no temporary
+    out[whole:] = period[:n - whole]
+    return out
+
+
+def written_zeros(xp, n: int, dtype=np.uint8):
+    """A buffer of zeros whose pages are all written now (np.zeros of a large size maps
+    untouched zero pages, which the first transfer would fault in)."""
+    out = xp.empty(n, dtype)
+    out.fill(0)
+    return out
 
 
 class Backend:
