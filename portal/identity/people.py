@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import pgettext
 from flask_login import current_user
 from sqlalchemy import Select, exists, select
 
@@ -64,7 +65,7 @@ def export():
                 " ".join(sorted(r.value for r in user.roles)), "active" if user.active else "disabled",
                 user.created_at.date())
 
-    header = (_("Name"), _("E-mail"), _("Unix user"), _("Organisation"), _("Country"), _("Roles"), _("Account"),
+    header = (pgettext("person", "Name"), _("E-mail"), _("Unix user"), _("Organisation"), _("Country"), _("Roles"), _("Account"),
               _("Created"))
     return csv_response(f"users-{utcnow().date().isoformat()}.csv", header, _people(page), row)
 
