@@ -644,7 +644,9 @@ def _efficiency_rows(record: Mapping[str, Any]) -> str:
     times = record.get("time") or {}
     required = record.get("required") or {}
     nodes = _number(record.get("allocation_nodes")) or 1
-    memory = _number(required.get("memory"))
+    # The allocated memory is the job's whole request; required/memory may be per CPU and
+    # 22.05 does not say which.
+    memory = parse_tres(usage.alloc_tres).get("mem") or _number(required.get("memory"))
     rows = [dict(JobID=usage.job_id, State=usage.state.value, ExitCode="0:0", ElapsedRaw=usage.elapsed_seconds,
                  TimelimitRaw=_number(times.get("limit")) or "", AllocCPUS=usage.alloc_cpus, TotalCPU="",
                  CPUTimeRAW=usage.cpu_seconds, MaxRSS="", ReqMem=f"{memory}M" if memory else "",

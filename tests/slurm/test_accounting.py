@@ -66,6 +66,10 @@ def test_job_runs_as_user_and_is_accounted(slurm_cluster, slurm_scheduler, proje
     assert record.elapsed_seconds >= 2
     assert record.cpu_seconds == record.elapsed_seconds * 2 > 0
     assert slurm_scheduler.job(job_id).state is JobState.COMPLETED
+    efficiency = wait_for(lambda: slurm_scheduler.job_efficiency(job_id), timeout=30, what="the job's steps to end")
+    assert (efficiency.state, efficiency.tasks, efficiency.alloc_cpus) == (JobState.COMPLETED, 1, 2)
+    assert efficiency.cpu_time_seconds == record.cpu_seconds
+    assert efficiency.requested_mem_kib == 2 * 100 * 1024  # DefMemPerCPU=100 (MB) for each of 2 CPUs
     assert slurm_scheduler.account_usage([project])[project].account == project
 
 
