@@ -165,12 +165,21 @@ def verify_user_profile(email: str):
 @sites_cli.command("add")
 @click.argument("name")
 @click.option("--cluster", required=True, help="Slurm ClusterName of the site.")
-@click.option("--slurm-conf", help="Path to the cluster's slurm.conf (cli adapter).")
-def add_site(name: str, cluster: str, slurm_conf: str | None):
+@click.option("--slurm-conf", help="Path to the cluster's slurm.conf (cli adapter; with rest: its sacctmgr fallback).")
+@click.option("--adapter", type=click.Choice(["cli", "rest"]), default="cli", show_default=True,
+              help="How the portal reaches Slurm: its command-line clients, or slurmrestd with a JWT.")
+@click.option("--rest-url", help="slurmrestd's URL (rest adapter), e.g. https://slurm.example.org:6820.")
+@click.option("--rest-token-file", help="Path of the file holding the portal's slurmrestd token (rest adapter).")
+@click.option("--rest-api-version", default="v0.0.38", show_default=True, help="slurmrestd's OpenAPI version.")
+def add_site(name: str, cluster: str, slurm_conf: str | None, adapter: str, rest_url: str | None,
+             rest_token_file: str | None, rest_api_version: str):
     """Register a site (a Slurm cluster)."""
     from portal.sites.operations import create_site
 
-    site = create_site(name, cluster, slurm_conf=slurm_conf)
+    if adapter == "rest" and not (rest_url and rest_token_file):
+        raise click.UsageError("the rest adapter needs --rest-url and --rest-token-file")
+    site = create_site(name, cluster, slurm_conf=slurm_conf, scheduler_adapter=adapter, rest_url=rest_url,
+                       rest_token_file=rest_token_file, rest_api_version=rest_api_version)
     db.session.commit()
     click.echo(f"Created site {site.id} {site.name}")
 

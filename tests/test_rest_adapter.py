@@ -76,3 +76,20 @@ def test_staff_see_what_the_rest_adapter_only_approximates(app, client, make_use
     assert "does not show the controller&#39;s live usage" in rows["REST site"]
     assert "Limit changes of existing accounts fail" in rows["REST site"]
     assert "not configured correctly" in rows["Broken REST site"]
+
+
+def test_sites_add_configures_a_rest_site_and_refuses_one_without_url_or_token(app):
+    from portal.sites.models import Site
+
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["sites", "add", "No token", "--cluster", "nota", "--adapter", "rest",
+                                  "--rest-url", "http://127.0.0.1:6820"])
+    assert refused.exit_code != 0 and "--rest-token-file" in refused.output
+    done = runner.invoke(args=["sites", "add", "Via REST", "--cluster", "viarest", "--adapter", "rest",
+                               "--rest-url", "http://127.0.0.1:6820", "--rest-token-file", "/etc/portal/slurmrestd.token"])
+    assert done.exit_code == 0, done.output
+    with app.app_context():
+        site = db.session.scalar(db.select(Site).filter_by(slurm_cluster="viarest"))
+        assert (site.scheduler_adapter, site.rest_url, site.rest_token_file, site.rest_api_version) == (
+            "rest", "http://127.0.0.1:6820", "/etc/portal/slurmrestd.token", "v0.0.38")
+        assert db.session.scalar(db.select(Site).filter_by(slurm_cluster="nota")) is None
