@@ -77,11 +77,9 @@ def slurm_scheduler(slurm_cluster: LocalCluster):
 
 def rest_token_file(cluster: LocalCluster, user: str = "root", lifespan: int = 6 * 3600) -> Path:
     """A token file for the rest adapter, made once a session (as an operator would rotate it)."""
-    path = cluster.root / "etc" / f"rest-{user}.token"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(cluster.token(user, lifespan) + "\n")
-    return path
+    from portal.devcluster.restd import write_token_file
+
+    return write_token_file(cluster.root / "etc" / f"rest-{user}.token", cluster.token(user, lifespan))
 
 
 def make_test_scheduler(adapter: str, cluster: LocalCluster, **options):

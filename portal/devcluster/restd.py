@@ -73,3 +73,12 @@ def token(env: dict[str, str], user: str, lifespan: int) -> str:
     if proc.returncode != 0 or not match:
         raise RuntimeError(f"scontrol token failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return match.group(1)
+
+
+def write_token_file(path: Path, value: str) -> Path:
+    """A token where the portal reads it: mode 0600 from the start (never briefly readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return path
