@@ -6,7 +6,12 @@ Both run under ``mpirun -n 2`` with the same warm-up and iteration counts, alter
 unwritten np.empty buffer maps the kernel's shared zero page and reads faster than real
 data) from any difference between the two harnesses.
 
-    python bench/pingpong_vs_mpi4py.py [--max-size 16M] [--repeat 3]
+    python bench/pingpong_vs_mpi4py.py [--max-size 16M] [--repeat 3] [--interleaved]
+
+``--interleaved`` runs both harnesses in one ``mpirun`` per repetition, size by size,
+alternating which goes first: on a shared, busy machine a whole run of one harness and then
+of the other meet different load, while two measurements of one size milliseconds apart meet
+the same (the third column is then mpi4py.bench with written buffers, in the same process).
 """
 import argparse
 import json
@@ -69,6 +74,62 @@ def worker(argv) -> None:
     main(argv)
 
 
+def interleaved_worker(max_size: int, repeat: int) -> None:
+    """Both harnesses in this process, each size measured by one then the other (under mpirun)."""
+    import numpy
+    from mpi4py import MPI
+    from mpi4py.bench import pingpong as mpi4py_pingpong
+
+    from mpi_examples import cli, interconnect
+    from mpi_examples.buffers import Transport, make_backend
+
+    empty = numpy.empty
+
+    def written_empty(*args, **kwargs):
+        buf = empty(*args, **kwargs)
+        buf.fill(0x5A)
+        return buf
+
+    comm = MPI.COMM_WORLD
+    args = cli.build_parser().parse_args(["pingpong", "--array", "numpy"])
+    args.backend = make_backend("numpy", 0)
+    cli.resolve(args, False)
+    args.transport = Transport(args.backend, "auto")
+    sizes = [1 << i for i in range(64) if 1 << i <= max_size]
+    ours = {n: [] for n in sizes}
+    written = {n: [] for n in sizes}
+
+    def measure_ours(n):
+        args.min_size = args.max_size = n
+        rows = interconnect.pingpong(comm, args)
+        if comm.rank == 0:
+            ours[n].append(next(r["mean"] for r in rows if r["metric"] == "latency") * 1e-6)
+
+    def measure_mpi4py(n):
+        numpy.empty = written_empty
+        try:
+            result = mpi4py_pingpong(comm, ["-m", str(n), "-n", str(n), *ITERS], verbose=False)
+        finally:
+            numpy.empty = empty
+        written[n].append(result[0][1])
+
+    for rep in range(repeat):
+        for index, n in enumerate(sizes):
+            pair = (measure_ours, measure_mpi4py) if (rep + index) % 2 == 0 else (measure_mpi4py, measure_ours)
+            for measure in pair:
+                measure(n)
+    if comm.rank == 0:
+        print(json.dumps({"ours": ours, "written": written}))
+
+
+def run_interleaved(max_size: int, repeat: int) -> tuple[dict, dict]:
+    out = subprocess.run([*mpirun(), sys.executable, __file__, "--interleaved-worker", str(max_size), str(repeat)],
+                         cwd=REPO, check=True, capture_output=True, text=True).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    return ({int(n): statistics.median(v) for n, v in found["ours"].items()},
+            {int(n): statistics.median(v) for n, v in found["written"].items()})
+
+
 def median_runs(func, repeat: int) -> dict[int, float]:
     runs = [func() for _ in range(repeat)]
     return {size: statistics.median(r[size] for r in runs) for size in runs[0]}
@@ -78,20 +139,32 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2:])
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--interleaved-worker":
+        interleaved_worker(int(sys.argv[2]), int(sys.argv[3]))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--max-size", type=lambda s: int(s.rstrip("Mm")) << 20 if s[-1] in "Mm" else int(s),
                    default=16 << 20)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--interleaved", action="store_true",
+                   help="both harnesses in one mpirun, size by size (see above)")
     args = p.parse_args()
     ours, theirs, written = {}, {}, {}
-    runs = []
-    for _ in range(args.repeat):  # alternate so drift hits all three alike
-        runs.append((run_ours(args.max_size), run_mpi4py(args.max_size, False),
-                     run_mpi4py(args.max_size, True)))
-    for i, target in enumerate((ours, theirs, written)):
-        for size in runs[0][i]:
-            target[size] = statistics.median(r[i][size] for r in runs)
-    print("# ping-pong, mpirun -n 2, median of", args.repeat, "runs each; ratio = mpi_examples / mpi4py")
+    if args.interleaved:
+        theirs = run_mpi4py(args.max_size, False)  # the zero-page column, for reference only
+        ours, written = run_interleaved(args.max_size, args.repeat)
+        how = "interleaved size by size in one mpirun, median of"
+    else:
+        runs = []
+        for _ in range(args.repeat):  # alternate so drift hits all three alike
+            runs.append((run_ours(args.max_size), run_mpi4py(args.max_size, False),
+                         run_mpi4py(args.max_size, True)))
+        for i, target in enumerate((ours, theirs, written)):
+            for size in runs[0][i]:
+                target[size] = statistics.median(r[i][size] for r in runs)
+        how = "alternating runs, median of"
+    print(f"# ping-pong, mpirun -n 2, {how} {args.repeat} each; ratio = mpi_examples / mpi4py;"
+          f" load average {os.getloadavg()[0]:.2f} at the end")
     print(f"# {'size [B]':>10} {'ours [us]':>10} {'mpi4py':>10} {'written':>10} "
           f"{'BW ours':>10} {'BW mpi4py':>10} {'ratio':>7} {'ratio/w':>8}  note  (BW in MB/s)")
     worst = 0.0
