@@ -86,6 +86,14 @@ def _input_files(app, world) -> None:
         os.chown(path, account.pw_uid, account.pw_gid)
 
 
+@pytest.mark.parametrize("site_adapter", ["rest"])
+@pytest.mark.parametrize("name", ["serial", "mpi"])
+def test_templates_run_the_same_through_slurmrestd(app, cluster_job_world, name):
+    """The portal's job flow (plan with its budget check, submit, follow the state, show the
+    output) with the site on the rest adapter."""
+    test_template_runs_the_users_program_to_completion_and_its_output_is_readable(app, cluster_job_world, name)
+
+
 def _submit(app, world, name: str, partition: str, values: dict, job_name: str) -> tuple[int, str]:
     with app.app_context():
         plan = plan_job(world.user(), job_templates()[0][name], world.project(), world.partition(partition), values,

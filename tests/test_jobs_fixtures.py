@@ -86,8 +86,9 @@ def job_world(app, make_user, tmp_path, monkeypatch) -> JobWorld:
 
 
 @pytest.fixture
-def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatch) -> JobWorld:
-    """The real test cluster as a site, a project whose grant the reconciler put into Slurm."""
+def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatch, site_adapter) -> JobWorld:
+    """The real test cluster as a site, a project whose grant the reconciler put into Slurm; jobs
+    reach Slurm through ``site_adapter`` (cli unless a test parametrises it)."""
     from portal.devcluster.pytest_plugin import unique_name
     from portal.grants.reconcile import reconcile_site
 
@@ -96,7 +97,13 @@ def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatc
     unix_user = slurm_cluster.ensure_unix_user("jobuser5")
     account = unique_name("jt")
     with app.app_context():
-        site = create_site("Local cluster", slurm_cluster.cluster_name, slurm_conf=str(slurm_cluster.conf_path))
+        rest = {}
+        if site_adapter == "rest":
+            from portal.devcluster.pytest_plugin import rest_token_file
+
+            rest = dict(rest_url=slurm_cluster.rest_url, rest_token_file=str(rest_token_file(slurm_cluster)))
+        site = create_site("Local cluster", slurm_cluster.cluster_name, slurm_conf=str(slurm_cluster.conf_path),
+                           scheduler_adapter=site_adapter, **rest)
         sync_partitions(site, slurm_scheduler)
         for partition in site.partitions:  # one node with GPUs: only "gpu" counts GPU-hours
             if partition.name != "gpu":
