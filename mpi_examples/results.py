@@ -4,6 +4,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -66,14 +67,16 @@ def _cuda_version(number: int) -> str:
     return f"{number // 1000}.{number % 1000 // 10}"
 
 
-def nvidia_driver() -> str | None:
+def nvidia_driver(path: str = "/proc/driver/nvidia/version") -> str | None:
     """The NVIDIA kernel driver's version (e.g. '580.65.06'), read without running a program."""
     try:
-        text = Path("/proc/driver/nvidia/version").read_text()
+        text = Path(path).read_text()
     except OSError:
         return None
-    words = text.split("Kernel Module", 1)[-1].split()
-    return words[0] if words and words[0][0].isdigit() else None
+    # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  ..." or "... Open Kernel Module for x86_64  580.65.06 ..."
+    line = next((l for l in text.splitlines() if l.startswith("NVRM version:")), "")
+    found = re.search(r"\s(\d+\.\d+(?:\.\d+)?)\s", line + " ")
+    return found.group(1) if found else None
 
 
 def _versions() -> dict:

@@ -24,16 +24,17 @@ OTHER_SECRET = TOKEN_PREFIX + "b" * 43
 
 
 def stored_acceptance_run(secret: str, *, system: str = "devcluster", partition: str = "cpu",
-                          expires_in: timedelta = timedelta(hours=1), slurm_job_id: str = "4242") -> int:
+                          expires_in: timedelta = timedelta(hours=1), slurm_job_id: str = "4242",
+                          on: Partition | None = None) -> int:
     """A run as start_acceptance_run leaves it (queued, job submitted), without Slurm; returns its id."""
     from portal.sites.models import Site
 
-    site = db.session.scalar(select(Site).where(Site.slurm_cluster == system))
+    site = on.site if on is not None else db.session.scalar(select(Site).where(Site.slurm_cluster == system))
     if site is None:
         site = create_site(f"System {system}", system, slurm_conf="/nonexistent/slurm.conf")
         site.partitions.append(Partition(name=partition, resource_kind=ResourceKind.CPU, state="UP"))
         db.session.flush()
-    run = AcceptanceRun(site=site, partition=site.partitions[0], benchmarks="pingpong", size="quick", ntasks=2,
+    run = AcceptanceRun(site=site, partition=on or site.partitions[0], benchmarks="pingpong", size="quick", ntasks=2,
                         time_minutes=5, unix_user="nobody", account="acceptance", workdir="/nonexistent",
                         script="#!/bin/bash\n", slurm_job_id=slurm_job_id, token_hash=_digest(secret),
                         token_expires_at=utcnow() + expires_in, portal_version="test")
@@ -178,3 +179,27 @@ def test_a_partition_whose_latest_run_failed_is_flagged_on_the_systems_page(app,
     with app.app_context():
         assert db.session.get(AcceptanceRun, second).verdict == "passed"
     assert "latest acceptance run failed" not in client.get("/sites/").get_data(as_text=True)
+
+
+def test_staff_see_the_flag_on_the_committee_ranking(app, make_user):
+    from portal.calls.models import Call
+    from tests.proposal_support import review_world
+
+    pi, staff, reviewer = make_user(Role.PI), make_user(Role.STAFF), make_user(Role.REVIEWER)
+    with app.app_context():
+        ids = review_world(pi[0], staff[0], reviewer[0], "invitee@example.org")
+        offers = db.session.get(Call, ids["call_id"]).offers
+        flagged, other = offers[0].partition, offers[1].partition
+        run_id = stored_acceptance_run(SECRET, on=flagged)
+        run = db.session.get(AcceptanceRun, run_id)
+        run.state, run.reason = AcceptanceState.FAILED, "Slurm ended the job: TIMEOUT"
+        db.session.commit()
+        flagged_label, other_label = flagged.label, other.label
+    client = app.test_client()
+    sign_in(client, staff[1], staff[2])
+    page = client.get(f"/calls/{ids['call_id']}/committee").get_data(as_text=True)
+    demand = page[page.index('id="demand"'):page.index('id="ranking"')]
+    flagged_row = next(row for row in demand.split("<tr") if flagged_label in row)
+    other_row = next(row for row in demand.split("<tr") if other_label in row)
+    assert "latest acceptance run failed" in flagged_row and f"/benchmarks/acceptance/{run_id}" in flagged_row
+    assert "latest acceptance run failed" not in other_row

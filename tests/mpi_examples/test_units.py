@@ -147,3 +147,47 @@ def test_unknown_fault_name_is_refused():
         checks.set_faults("no-such-fault")
     checks.set_faults("")
     assert not checks.fault("pingpong-corrupt")
+
+
+def test_pattern_repeats_every_64_kib_and_is_the_same_bytes_as_computed_whole():
+    from mpi_examples.buffers import PATTERN_PERIOD, pattern
+
+    for n in (1, 300, PATTERN_PERIOD, 3 * PATTERN_PERIOD + 77):
+        i = np.arange(n, dtype=np.uint64)
+        whole = ((i * 7 + (i >> 8) * 13 + 2 * 101) & 0xFF).astype(np.uint8)
+        assert np.array_equal(pattern(np, n, 2), whole)
+    assert not np.array_equal(pattern(np, 1000, 1), pattern(np, 1000, 2))
+
+
+def test_provenance_versions_and_options(tmp_path):
+    from mpi_examples.results import _cuda_version, nvidia_driver, options
+
+    assert _cuda_version(12040) == "12.4" and _cuda_version(13000) == "13.0"
+    proc = tmp_path / "version"
+    proc.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.65.06  Release Build  "
+                    "(dvs-builder@U16-I3-B03-4-3)  Tue Jul 15 17:44:12 UTC 2025\nGCC version:  gcc 12.2.0\n")
+    assert nvidia_driver(str(proc)) == "580.65.06"
+    assert nvidia_driver(str(tmp_path / "absent")) is None
+    args = cli.build_parser().parse_args(["suite", "--benchmarks", "pingpong", "--quick"])
+    cli.resolve(args, False)
+    assert options(args) == {"quick": True, "min_size": 1, "max_size": 64 << 10, "iters": 20, "warmup": 2,
+                             "array": "auto", "staging": "auto", "benchmarks": "pingpong"}
+
+
+def test_schema_takes_the_provenance_fields_and_documents_without_them():
+    from tests.result_docs import result_document
+
+    old = result_document()
+    assert validate(old) == []
+    new = dict(old, options={"quick": True, "max_size": 65536}, slurm={"job_id": "7", "nodelist": "n[1-2]"})
+    new["versions"] = dict(old["versions"], cuda_runtime="12.4", cuda_driver="13.0", nvidia_driver="580.65.06")
+    assert validate(new) == []
+    assert validate(dict(old, slurm={"job_id": 7})) != []  # typed like the environment gives it
+
+
+def test_nvidia_driver_of_the_proprietary_module(tmp_path):
+    from mpi_examples.results import nvidia_driver
+
+    proc = tmp_path / "version"
+    proc.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.183.01  Sun May 12 19:39:15 UTC 2024\n")
+    assert nvidia_driver(str(proc)) == "535.183.01"
