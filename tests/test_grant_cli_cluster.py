@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from portal.devcluster.pytest_plugin import unique_name, wait_for
 from portal.extensions import db
 from portal.grants.operations import create_grant
@@ -10,7 +12,7 @@ from portal.grants.requests import ask_for_change
 from portal.identity.models import Role
 from portal.slurm.types import JobRequest
 from tests.conftest import csrf_token_from, sign_in
-from tests.grant_world import (cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
+from tests.grant_world import (ADAPTERS, cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
                                slurm_associations, this_year)
 
 pytest_plugins = ["portal.devcluster.pytest_plugin"]
@@ -25,6 +27,7 @@ def _grant(site, hours: float = 10, real_user: bool = False):
     return project, grant, pi
 
 
+@pytest.mark.parametrize("site_adapter", ADAPTERS)
 def test_sync_dry_run_sync_twice_and_drift(app, cluster_site, slurm_scheduler):
     project, grant, pi = _grant(cluster_site)
     runner = app.test_cli_runner()
