@@ -93,3 +93,50 @@ def test_sites_add_configures_a_rest_site_and_refuses_one_without_url_or_token(a
         assert (site.scheduler_adapter, site.rest_url, site.rest_token_file, site.rest_api_version) == (
             "rest", "http://127.0.0.1:6820", "/etc/portal/slurmrestd.token", "v0.0.38")
         assert db.session.scalar(db.select(Site).filter_by(slurm_cluster="nota")) is None
+
+
+def test_the_token_never_follows_a_redirect(tmp_path):
+    """A slurmrestd address that redirects elsewhere gets a refusal, and the other host no token."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from portal.slurm import SchedulerCommandFailed
+
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("X-SLURM-USER-TOKEN"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"errors": [], "pings": [{"ping": "UP"}]}')
+
+        def log_message(self, *args):
+            pass
+
+    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(Elsewhere):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_port}{self.path}")
+            self.end_headers()
+
+    redirecting = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (elsewhere, redirecting):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "token").write_text("secret-token\n")
+        scheduler = make_scheduler("rest", url=f"http://127.0.0.1:{redirecting.server_port}",
+                                   token_file=str(tmp_path / "token"), timeout=5)
+        with pytest.raises(SchedulerCommandFailed):
+            scheduler.ping()
+        assert seen == []
+        direct = make_scheduler("rest", url=f"http://127.0.0.1:{elsewhere.server_port}",
+                                token_file=str(tmp_path / "token"), timeout=5)
+        direct.ping()  # the same request without the redirect is answered
+        assert seen == ["secret-token"]
+    finally:
+        for server in (elsewhere, redirecting):
+            server.shutdown()
+            server.server_close()

@@ -123,12 +123,12 @@ class RestScheduler(Scheduler):
     def __init__(self, url: str, *, token_file: str | None = None, token_env: str | None = None,
                  token_user: str = "root", api_version: str = "v0.0.38", timeout: float = 15,
                  connect_timeout: float = 5, cluster: str | None = None,
-                 limits_fallback: Mapping[str, Any] | None = None, **_ignored: Any) -> None:
+                 limits_fallback: Mapping[str, Any] | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise SchedulerError(f"slurmrestd URL must be http(s)://, not {url!r}")
         if not (token_file or token_env):
             raise SchedulerError("the rest adapter needs token_file or token_env")
-        if not api_version.replace(".", "").replace("v", "").isdigit():
+        if not re.fullmatch(r"v\d+\.\d+\.\d+", api_version):
             raise SchedulerError(f"invalid OpenAPI version {api_version!r}")
         self.url = url.rstrip("/")
         self.token_file, self.token_env = token_file, token_env
@@ -169,7 +169,9 @@ class RestScheduler(Scheduler):
         headers = {"X-SLURM-USER-NAME": as_user or self.token_user, "X-SLURM-USER-TOKEN": self._read_token()}
         url = f"{self.url}{path}"
         try:
-            reply = self.session.request(method, url, params=params, json=body, headers=headers, timeout=self.timeout)
+            # No redirects: the token header would follow them to wherever they point.
+            reply = self.session.request(method, url, params=params, json=body, headers=headers, timeout=self.timeout,
+                                         allow_redirects=False)
         except requests.Timeout as exc:
             raise SchedulerUnreachable(f"slurmrestd did not answer within {self.timeout[1]:g} s ({path})") from exc
         except requests.ConnectionError as exc:
