@@ -164,8 +164,9 @@ class RestScheduler(Scheduler):
         return self._token[1]
 
     def _call(self, method: str, path: str, *, as_user: str | None = None, params: Mapping[str, str] | None = None,
-              body: Any = None, ok: Sequence[str] = ()) -> dict[str, Any]:
-        """One request; errors in the reply become SchedulerCommandFailed or Unreachable."""
+              body: Any = None, ok: Sequence[str] = (), done_if: str | None = None) -> dict[str, Any]:
+        """One request; errors in the reply become SchedulerCommandFailed or Unreachable, unless
+        the reply carries ``done_if`` (a job id: the job exists, the error was a warning)."""
         headers = {"X-SLURM-USER-NAME": as_user or self.token_user, "X-SLURM-USER-TOKEN": self._read_token()}
         url = f"{self.url}{path}"
         try:
@@ -187,6 +188,9 @@ class RestScheduler(Scheduler):
         text = "; ".join(errors)
         if reply.status_code in (401, 403):
             raise SchedulerCommandFailed([method, path], reply.status_code, f"slurmrestd refused the token: {text}")
+        if errors and done_if and document.get(done_if):
+            log.warning("slurmrestd %s %s succeeded with a warning: %s", method, path, text)
+            return document
         if errors:
             if "Protocol authentication error" in text:
                 raise SchedulerCommandFailed([method, path], reply.status_code, f"slurmrestd refused the token: {text}")
@@ -265,7 +269,8 @@ class RestScheduler(Scheduler):
     # ---- jobs ---------------------------------------------------------------------------
     def submit(self, request: JobRequest) -> str:
         body, user = self._submission(request)
-        reply = self._call("POST", self._slurm("/job/submit"), as_user=user, body=body)
+        # A job over a partition limit is queued (pending) with the limit as an "error".
+        reply = self._call("POST", self._slurm("/job/submit"), as_user=user, body=body, done_if="job_id")
         return names.validate_job_id(str(reply.get("job_id", "")))
 
     def _submission(self, req: JobRequest) -> tuple[dict[str, Any], str]:

@@ -88,6 +88,15 @@ def test_job_over_budget_stays_pending_and_can_be_cancelled(slurm_cluster, slurm
     slurm_scheduler.cancel(job_id)  # cancelling a finished job is not an error
 
 
+def test_job_over_a_partition_limit_is_queued_pending_not_refused(slurm_cluster, slurm_scheduler, project):
+    # debug allows one node: Slurm keeps the job pending (slurmrestd answers with a job id and an
+    # "error"), so the adapter must return the id rather than lose a queued job.
+    job_id = slurm_scheduler.submit(_request(slurm_cluster, project, partition="debug", nodes=2))
+    job = slurm_scheduler.job(job_id)
+    assert (job.state, job.account, job.partition) == (JobState.PENDING, project, "debug")
+    slurm_scheduler.cancel(job_id)
+
+
 def test_removed_association_is_gone_and_refuses_jobs(slurm_cluster, slurm_scheduler, project):
     slurm_scheduler.remove_user(project, USER)
     assert [a.user for a in slurm_scheduler.associations([project])] == [None]
