@@ -41,18 +41,17 @@ from portal.slurm import names
 from portal.slurm.accounting import Plan
 from portal.slurm.base import Scheduler, select_jobs
 from portal.slurm.errors import SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
-from portal.slurm.parsing import (EFFICIENCY_FIELDS, efficiency_from_sacct, jobs_from_squeue_json,
-                                  parse_gres_gpus, parse_tres)
+from portal.slurm.parsing import efficiency_from_sacct, jobs_from_squeue_json, parse_tres
+from portal.slurm.restparse import (account_usage_from_records, association_info, efficiency_rows,
+                                    partitions_from_rest, qos_from_rest, record_id, status_from_db, tres_list,
+                                    usage_record)
 from portal.slurm.runner import _UNREACHABLE
-from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobEfficiency, JobRequest,
-                                JobState, JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord,
-                                job_state_from_slurm)
+from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobEfficiency, JobRequest, JobStatus,
+                                NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
 
 log = logging.getLogger(__name__)
 
 _JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Slurm's NO_VAL/INFINITE sentinels as the 22.05 parsers print them.
-_NO_VALUE = {0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xFFFFFFFFFFFFFFFF}
 # slurmrestd's own words when slurmctld or slurmdbd does not answer (besides the clients' ones).
 _DAEMON_DOWN = re.compile(r"slurmctld config is unable to load|Unable to contact|Unable to connect|"
                           r"openapi_get_db_conn|Failed to open slurmdbd connection", re.I)
@@ -62,40 +61,6 @@ _NOTHING = ("Nothing found",)
 _ALREADY = ("already completing or completed", "Nothing deleted", "Nothing new added")
 
 
-def _number(value: Any) -> int | None:
-    """An integer, or None for null, negative and Slurm's 'unset'/'infinite' values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return None if number < 0 or number in _NO_VALUE else number
-
-
-def _tres_key(item: Mapping[str, Any]) -> str:
-    return f"{item['type']}/{item['name']}" if item.get("name") else str(item["type"])
-
-
-def _tres_dict(items: Sequence[Mapping[str, Any]] | None) -> dict[str, int]:
-    return {_tres_key(i): int(i["count"]) for i in items or () if _number(i.get("count")) is not None}
-
-
-def _tres_list(tres: Mapping[str, int]) -> list[dict[str, Any]]:
-    out = []
-    for key, value in tres.items():
-        names.validate_tres_name(key)
-        names.validate_count(value, f"GrpTRESMins {key}", minimum=-1)
-        kind, _, name = key.partition("/")
-        out.append({"type": kind, "name": name or None, "count": value})
-    return out
-
-
-def _tres_text(tres: Mapping[str, int]) -> str:
-    """sacct's AllocTRES spelling ('cpu=2,mem=100M,gres/gpu=1') of a TRES dict."""
-    return ",".join(f"{k}={v}M" if k == "mem" else f"{k}={v}" for k, v in tres.items())
-
-
 def _since(moment: datetime) -> str:
     """A slurmdb time query relative to now: slurmrestd parses absolute times in its own
     local time zone, which the portal cannot know; 'now-N' means the same everywhere."""
@@ -103,12 +68,6 @@ def _since(moment: datetime) -> str:
         moment = moment.replace(tzinfo=timezone.utc)
     seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
     return f"now-{seconds}" if seconds >= 0 else f"now+{-seconds}"
-
-
-def _cpu_time(microseconds: int) -> str:
-    seconds, micro = divmod(max(microseconds, 0), 1_000_000)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{micro // 1000:03d}"
 
 
 class RestScheduler(Scheduler):
@@ -232,34 +191,10 @@ class RestScheduler(Scheduler):
 
     def partitions(self) -> list[PartitionInfo]:
         parts = self._call("GET", self._slurm("/partitions")).get("partitions", [])
-        nodes = self._nodes()
-        result = []
-        for part in parts:
-            members = [n for n in nodes if part["name"] in (n.get("partitions") or [])]
-            result.append(PartitionInfo(
-                name=part["name"], is_default="default" in (part.get("flags") or []),
-                state=str(part.get("state", "UNKNOWN")).upper(),
-                max_time_minutes=_number(part.get("max_time_limit")),
-                default_time_minutes=_number(part.get("default_time_limit")),
-                max_nodes=_number(part.get("maximum_nodes_per_job")),
-                total_nodes=_number(part.get("total_nodes")) or 0,
-                total_cpus=_number(part.get("total_cpus")) or 0,
-                cpus_per_node=min((_number(n.get("cpus")) or 0 for n in members), default=0),
-                gpus_per_node=min((parse_gres_gpus(n.get("gres")) for n in members), default=0),
-                mem_per_node_mb=min((m for n in members if (m := _number(n.get("real_memory"))) is not None),
-                                    default=None),
-                max_cpus_per_node=_number(part.get("maximum_cpus_per_node"))))
-        return result
+        return partitions_from_rest(parts, self._nodes())
 
     def qos(self) -> list[QosInfo]:
-        found = []
-        for qos in self._call("GET", self._db("/qos")).get("QOS", []):
-            limits = (qos.get("limits") or {}).get("max") or {}
-            per = (limits.get("tres") or {}).get("per") or {}
-            found.append(QosInfo(name=qos["name"],
-                                 max_wall_minutes=_number(((limits.get("wall_clock") or {}).get("per") or {}).get("job")),
-                                 max_tres_per_job=_tres_dict(per.get("job")), max_tres_per_node=_tres_dict(per.get("node"))))
-        return found
+        return qos_from_rest(self._call("GET", self._db("/qos")).get("QOS", []))
 
     def node_features(self, partition: str) -> list[NodeFeatures]:
         names.validate_partition_name(partition)
@@ -322,17 +257,17 @@ class RestScheduler(Scheduler):
         base = job_id.split("_")[0]
         found = self._call("GET", self._db(f"/job/{names.validate_job_id(base)}"),
                            ok=_NOTHING).get("jobs", [])
-        return [j for j in found if _record_id(j) == job_id or str(j.get("job_id")) == base
+        return [j for j in found if record_id(j) == job_id or str(j.get("job_id")) == base
                 or str((j.get("array") or {}).get("job_id")) == base]
 
     def job(self, job_id: str) -> JobStatus:
         found = self.jobs(job_ids=[job_id])
         if found:
             return found[0]
-        records = [r for r in self._db_job(job_id) if _record_id(r) == job_id]
+        records = [r for r in self._db_job(job_id) if record_id(r) == job_id]
         if not records:
             raise SchedulerError(f"unknown job {job_id}")
-        return _status_from_db(records[0])
+        return status_from_db(records[0])
 
     def cancel(self, job_id: str) -> None:
         names.validate_job_id(job_id)
@@ -343,7 +278,7 @@ class RestScheduler(Scheduler):
 
     def job_efficiency(self, job_id: str) -> JobEfficiency | None:
         names.validate_job_id(job_id)
-        return efficiency_from_sacct("\n".join(_efficiency_rows(r) for r in self._db_job(job_id)), job_id)
+        return efficiency_from_sacct("\n".join(efficiency_rows(r) for r in self._db_job(job_id)), job_id)
 
     # ---- accounting reads ----------------------------------------------------------------
     def _associations(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -354,7 +289,7 @@ class RestScheduler(Scheduler):
         own = {a["account"]: a for a in self._associations(params) if not a.get("user") and not a.get("partition")}
         result = []
         for row in self._call("GET", self._db("/accounts"), ok=_NOTHING).get("accounts", []):
-            info = _association_info(own[row["name"]]) if row["name"] in own else None
+            info = association_info(own[row["name"]]) if row["name"] in own else None
             result.append(AccountInfo(name=row["name"], parent=info.parent if info else None,
                                       description=row.get("description") or "", organization=row.get("organization") or "",
                                       grp_tres_mins=info.grp_tres_mins if info else {},
@@ -371,7 +306,7 @@ class RestScheduler(Scheduler):
         if cluster or self.cluster:
             params["cluster"] = names.validate_account_name(cluster or self.cluster)
         wanted = set(accounts) if accounts else None
-        return [_association_info(a) for a in self._associations(params)
+        return [association_info(a) for a in self._associations(params)
                 if wanted is None or a["account"] in wanted]
 
     def account_usage(self, accounts: Sequence[str]) -> dict[str, AccountUsage]:
@@ -381,32 +316,9 @@ class RestScheduler(Scheduler):
         limits = {a.account: a for a in self.associations(accounts) if a.user is None and a.partition is None}
         if not limits:
             return {}
-        used: dict[str, dict[str, float]] = {a: {} for a in limits}
-        reserved: dict[str, dict[str, float]] = {a: {} for a in limits}
-        now = time.time()
-        for record in self._db_jobs({"account": ",".join(sorted(limits)), "start_time": "2000-01-01T00:00:00",
-                                     "end_time": "now+60"}):
-            account = record.get("account")
-            if account not in used:
-                continue
-            times = record.get("time") or {}
-            tres = _tres_dict((record.get("tres") or {}).get("allocated"))
-            state = job_state_from_slurm((record.get("state") or {}).get("current", ""))
-            start = _number(times.get("start")) or 0
-            elapsed = _number(times.get("elapsed")) or 0
-            if state is JobState.RUNNING and start:
-                elapsed = max(elapsed, int(now - start))
-                left = max(0, (_number(times.get("limit")) or 0) * 60 - elapsed)
-                for key, count in tres.items():
-                    reserved[account][key] = reserved[account].get(key, 0) + count * left / 60
-            for key, count in tres.items():
-                used[account][key] = used[account].get(key, 0) + count * elapsed / 60
-        return {name: AccountUsage(
-            account=name, limits=dict(assoc.grp_tres_mins),
-            used={k: int(v) for k, v in used[name].items() if int(v)},
-            reserved={k: int(v) for k, v in reserved[name].items() if int(v)},
-            submit_jobs_limit=assoc.grp_submit_jobs, running_jobs_limit=assoc.grp_jobs)
-            for name, assoc in limits.items()}
+        records = self._db_jobs({"account": ",".join(sorted(limits)), "start_time": "2000-01-01T00:00:00",
+                                 "end_time": "now+60"})
+        return account_usage_from_records(limits, records, time.time())
 
     def association_ready(self, account: str, user: str) -> bool:
         found = self._associations({"account": names.validate_account_name(account),
@@ -429,7 +341,7 @@ class RestScheduler(Scheduler):
             if not accounts:
                 return []
             params["account"] = ",".join(map(names.validate_account_name, accounts))
-        return [_usage_record(r) for r in self._db_jobs(params)]
+        return [usage_record(r) for r in self._db_jobs(params)]
 
     # ---- accounting writes ---------------------------------------------------------------
     def _cluster(self) -> str:
@@ -443,7 +355,7 @@ class RestScheduler(Scheduler):
                                 "parent_account": names.validate_account_name(parent or "root")}
         limits: dict[str, Any] = {}
         if grp_tres_mins:
-            limits["tres"] = {"group": {"minutes": _tres_list(grp_tres_mins)}}
+            limits["tres"] = {"group": {"minutes": tres_list(grp_tres_mins)}}
         # 22.05 files GrpJobs under max/jobs/per/count and GrpSubmitJobs under .../submitted.
         per = {}
         if grp_submit_jobs is not None:
@@ -588,84 +500,6 @@ class RestScheduler(Scheduler):
                 jobs["submitted"] = -1
             elif key == "GrpJobs":
                 jobs["count"] = -1
-        body["max"] = {**({"tres": {"group": {"minutes": _tres_list(tres)}}} if tres else {}),
+        body["max"] = {**({"tres": {"group": {"minutes": tres_list(tres)}}} if tres else {}),
                        **({"jobs": {"per": jobs}} if jobs else {})}
         self._call("POST", self._db("/associations"), body={"associations": [body]})
-
-
-def _record_id(record: Mapping[str, Any]) -> str:
-    array = record.get("array") or {}
-    task = array.get("task_id")
-    if _number(array.get("job_id")) and task is not None and _number(task) is not None:
-        return f"{array['job_id']}_{task}"
-    return str(record.get("job_id"))
-
-
-def _association_info(row: Mapping[str, Any]) -> AssociationInfo:
-    limits = row.get("max") or {}
-    per = ((limits.get("jobs") or {}).get("per")) or {}
-    return AssociationInfo(
-        account=row["account"], user=row.get("user") or None, partition=row.get("partition") or None,
-        grp_tres_mins=_tres_dict(((limits.get("tres") or {}).get("group") or {}).get("minutes")),
-        # slurmrestd 22.05 prints GrpSubmitJobs as max/jobs/per/submitted, GrpJobs as .../count.
-        grp_submit_jobs=_number(per.get("submitted")), grp_jobs=_number(per.get("count")),
-        parent=row.get("parent_account") or None, cluster=row.get("cluster") or None)
-
-
-def _time(value: Any) -> datetime | None:
-    number = _number(value)
-    return datetime.fromtimestamp(number, timezone.utc) if number else None
-
-
-def _usage_record(record: Mapping[str, Any]) -> UsageRecord:
-    times = record.get("time") or {}
-    elapsed = _number(times.get("elapsed")) or 0
-    tres = _tres_dict((record.get("tres") or {}).get("allocated"))
-    return UsageRecord(
-        job_id=_record_id(record), account=record.get("account") or "", user=record.get("user") or "",
-        partition=record.get("partition") or "",
-        state=job_state_from_slurm((record.get("state") or {}).get("current", "")),
-        submit_time=_time(times.get("submission")), start_time=_time(times.get("start")),
-        end_time=_time(times.get("end")), elapsed_seconds=elapsed, alloc_cpus=tres.get("cpu", 0),
-        cpu_seconds=tres.get("cpu", 0) * elapsed, gpu_seconds=tres.get("gres/gpu", 0) * elapsed,
-        alloc_tres=_tres_text(tres))
-
-
-def _status_from_db(record: Mapping[str, Any]) -> JobStatus:
-    usage = _usage_record(record)
-    exit_code = record.get("exit_code") or {}
-    reason = (record.get("state") or {}).get("reason")
-    return JobStatus(
-        job_id=usage.job_id, name=record.get("name") or "", state=usage.state,
-        reason=None if reason in (None, "", "None") else reason, account=usage.account, user=usage.user,
-        partition=usage.partition, submit_time=usage.submit_time, start_time=usage.start_time,
-        end_time=usage.end_time, time_limit_minutes=_number((record.get("time") or {}).get("limit")),
-        exit_code=f"{exit_code.get('return_code', 0)}:0" if exit_code else None,
-        elapsed_seconds=usage.elapsed_seconds, alloc_cpus=usage.alloc_cpus,
-        slurm_state=str((record.get("state") or {}).get("current", "")), tres=parse_tres(usage.alloc_tres))
-
-
-def _efficiency_rows(record: Mapping[str, Any]) -> str:
-    """A job's allocation and its steps as the `sacct -P` rows efficiency_from_sacct reads."""
-    usage = _usage_record(record)
-    times = record.get("time") or {}
-    required = record.get("required") or {}
-    nodes = _number(record.get("allocation_nodes")) or 1
-    # The allocated memory is the job's whole request; required/memory may be per CPU and
-    # 22.05 does not say which.
-    memory = parse_tres(usage.alloc_tres).get("mem") or _number(required.get("memory"))
-    rows = [dict(JobID=usage.job_id, State=usage.state.value, ExitCode="0:0", ElapsedRaw=usage.elapsed_seconds,
-                 TimelimitRaw=_number(times.get("limit")) or "", AllocCPUS=usage.alloc_cpus, TotalCPU="",
-                 CPUTimeRAW=usage.cpu_seconds, MaxRSS="", ReqMem=f"{memory}M" if memory else "",
-                 AllocTRES=usage.alloc_tres, NNodes=nodes)]
-    for step in record.get("steps") or ():
-        stime = step.get("time") or {}
-        total = stime.get("total") or {}
-        micro = (_number(total.get("seconds")) or 0) * 1_000_000 + (_number(total.get("microseconds")) or 0)
-        rss = _tres_dict((((step.get("tres") or {}).get("requested") or {}).get("max")))
-        step_id = (step.get("step") or {}).get("id", "")
-        rows.append(dict(JobID=f"{usage.job_id}.{step_id}", State=str(step.get("state", "")), ExitCode="0:0",
-                         ElapsedRaw=_number(stime.get("elapsed")) or 0, TimelimitRaw="", AllocCPUS="",
-                         TotalCPU=_cpu_time(micro), CPUTimeRAW="",
-                         MaxRSS=f"{rss['mem'] // 1024}K" if "mem" in rss else "", ReqMem="", AllocTRES="", NNodes=""))
-    return "\n".join("|".join(str(row[f]) for f in EFFICIENCY_FIELDS) for row in rows)
