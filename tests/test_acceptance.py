@@ -203,3 +203,22 @@ def test_staff_see_the_flag_on_the_committee_ranking(app, make_user):
     other_row = next(row for row in demand.split("<tr") if other_label in row)
     assert "latest acceptance run failed" in flagged_row and f"/benchmarks/acceptance/{run_id}" in flagged_row
     assert "latest acceptance run failed" not in other_row
+
+
+def test_starting_needs_a_partition_and_the_service_identity(app, make_user, monkeypatch):
+    client = _staff_client(app, make_user)
+    with app.app_context():
+        run_id = stored_acceptance_run(SECRET)  # makes the site and its UP partition
+        partition_id = db.session.get(AcceptanceRun, run_id).partition_id
+    page = client.get("/benchmarks/acceptance").get_data(as_text=True)
+    token = csrf_token_from(page)
+    form = {"csrf_token": token, "benchmarks": "pingpong", "size": "quick", "ntasks": "2", "time_minutes": "5"}
+    none_chosen = client.post("/benchmarks/acceptance", data=form)
+    assert none_chosen.status_code == 422 and "Choose at least one" in none_chosen.get_data(as_text=True)
+    # Without the service user and account configured nothing is submitted, and staff are told why.
+    monkeypatch.setitem(app.config, "ACCEPTANCE_UNIX_USER", "")
+    refused = client.post("/benchmarks/acceptance", data={**form, "partitions": [partition_id]},
+                          follow_redirects=True).get_data(as_text=True)
+    assert "PORTAL_ACCEPTANCE_UNIX_USER" in refused
+    with app.app_context():
+        assert db.session.scalar(select(func.count(AcceptanceRun.id))) == 1

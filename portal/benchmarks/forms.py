@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DecimalField, IntegerField, SelectField, SelectMultipleField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 
@@ -19,9 +19,16 @@ class CheckboxesField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+def chosen(form, field) -> None:
+    """At least one box ticked. (DataRequired would mark every checkbox required in the browser,
+    which then refuses the form until all of them are ticked.)"""
+    if not field.data:
+        raise ValidationError(_l("Choose at least one."))
+
+
 class StartRunForm(FlaskForm):
     """Choices are filled by the view: the UP partitions of every system, the template's benchmarks."""
-    partitions = CheckboxesField(_l("Partitions"), coerce=int, validators=[DataRequired()])
+    partitions = CheckboxesField(_l("Partitions"), coerce=int, validators=[chosen])
     benchmarks = SelectField(_l("Benchmarks"))
     size = SelectField(_l("Size"), choices=[SelectChoice("quick", _l("quick: up to 64 KiB, few iterations")),
                                             SelectChoice("full", _l("full: 1 B to 16 MiB, full iteration counts"))])
@@ -34,7 +41,7 @@ class DeriveForm(FlaskForm):
     class Meta:
         csrf = False  # a GET form that changes nothing: the proposal is only shown
 
-    runs = CheckboxesField(_l("Runs"), coerce=int, validators=[DataRequired()])
+    runs = CheckboxesField(_l("Runs"), coerce=int, validators=[chosen])
     percentile = DecimalField(_l("Band percentile"), default=5, places=None,
                               validators=[Optional(), NumberRange(min=0, max=50)])
     slack = DecimalField(_l("Slack (%)"), default=5, places=None, validators=[Optional(), NumberRange(min=0, max=100)])
