@@ -222,3 +222,27 @@ def test_starting_needs_a_partition_and_the_service_identity(app, make_user, mon
     assert "PORTAL_ACCEPTANCE_UNIX_USER" in refused
     with app.app_context():
         assert db.session.scalar(select(func.count(AcceptanceRun.id))) == 1
+
+
+def test_how_a_job_ends_decides_the_runs_state(app):
+    """What the service does with each state Slurm reports (the cluster tests see CANCELLED for real)."""
+    from portal.benchmarks.acceptance import RESULT_GRACE, _follow_one
+    from portal.slurm.types import JobState
+
+    with app.app_context():
+        run = db.session.get(AcceptanceRun, stored_acceptance_run(SECRET))
+        now = utcnow()
+        _follow_one(run, JobState.PENDING, "Priority", now)
+        assert run.state is AcceptanceState.QUEUED
+        _follow_one(run, JobState.RUNNING, None, now)
+        assert run.state is AcceptanceState.RUNNING
+        _follow_one(run, JobState.COMPLETED, None, now)  # its upload may still be on the way
+        assert run.state is AcceptanceState.RUNNING and run.ended_at == now
+        _follow_one(run, JobState.COMPLETED, None, now + RESULT_GRACE + timedelta(seconds=1))
+        assert run.state is AcceptanceState.FAILED and "without posting a result" in run.reason
+
+        timed_out = db.session.get(AcceptanceRun, stored_acceptance_run(OTHER_SECRET, slurm_job_id="4243"))
+        _follow_one(timed_out, JobState.TIMEOUT, "TimeLimit", now)
+        assert timed_out.state is AcceptanceState.FAILED and timed_out.reason == "Slurm ended the job: TIMEOUT (TimeLimit)"
+        assert timed_out.verdict == "failed" and timed_out.failed
+        db.session.rollback()
