@@ -104,7 +104,11 @@ def test_seed_builds_a_living_facility_once_and_every_role_finds_it(demo_app, sl
             row = db.session.scalar(select(JobUsage).where(JobUsage.job_id == job.slurm_job_id))
             assert row is not None and row.allocation_id in {a.id for a in grant.allocations}, job.job_name
             assert (row.cpu_seconds, row.gpu_seconds) == (sacct[job.slurm_job_id].cpu_seconds,
-                                                          sacct[job.slurm_job_id].gpu_seconds) and row.cpu_seconds > 0
+                                                          sacct[job.slurm_job_id].gpu_seconds), job.job_name
+            # The work jobs sleep for seconds; the quick benchmark can end within the second
+            # Slurm counts elapsed time in (0 s on a quiet machine), so only its record is compared.
+            if job.job_name != "acceptance":
+                assert row.cpu_seconds > 0, job.job_name
         gpu_job = next(j for j in jobs if j.partition.name == "gpu")
         assert sacct[gpu_job.slurm_job_id].gpu_seconds > 0
         # Back-dated rows are labelled and never stand in for the real ones.
