@@ -8,6 +8,13 @@ data) from any difference between the two harnesses.
 
     python bench/pingpong_vs_mpi4py.py [--max-size 16M] [--repeat 3] [--interleaved]
 
+Two causes of the old gap were found and removed (measured in one process, 40 alternations):
+a stamp written into the send buffer each iteration (the peer pulls that dirty line across
+cores; 4-5 % at 4 KiB, now the receiver marks its own buffer instead), and buffers that
+start anywhere in a page (a 4 KiB message then spans two pages, which Open MPI's CMA
+transport reads one by one: 10 % at 4 KiB; mpi_examples now page-aligns its buffers, as
+OSU's benchmarks do, so from 8 KiB it can be faster than mpi4py.bench).
+
 ``--interleaved`` runs both harnesses in one ``mpirun`` per repetition, size by size,
 alternating which goes first: on a shared, busy machine a whole run of one harness and then
 of the other meet different load, while two measurements of one size milliseconds apart meet
@@ -24,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TARGET = 0.95  # mpi_examples' bandwidth at every size, as a share of mpi4py.bench's (issue 17)
 ITERS = ["-s", "100", "-l", "1000", "--skip-large", "10", "--loop-large", "100",
          "--large-size", "16384", "--skip-huge", "2", "--loop-huge", "20",
          "--huge-size", "1048576"]  # the same schedule as mpi_examples' defaults
@@ -150,6 +158,7 @@ def main() -> int:
                    help="both harnesses in one mpirun, size by size (see above)")
     args = p.parse_args()
     ours, theirs, written = {}, {}, {}
+    paired = {}  # size -> median over runs of (written / ours) within one run
     if args.interleaved:
         theirs = run_mpi4py(args.max_size, False)  # the zero-page column, for reference only
         ours, written = run_interleaved(args.max_size, args.repeat)
@@ -162,24 +171,35 @@ def main() -> int:
         for i, target in enumerate((ours, theirs, written)):
             for size in runs[0][i]:
                 target[size] = statistics.median(r[i][size] for r in runs)
+        # The ratio is taken within each round, then the median over rounds: on a shared
+        # virtual machine a whole mpirun can land on a slower moment (every size 5-8 %
+        # off in one round), and pairing rounds cancels that drift instead of comparing
+        # one harness's lucky rounds with the other's unlucky ones.
+        for size in ours:
+            paired[size] = statistics.median(r[2][size] / r[0][size] for r in runs)
         how = "alternating runs, median of"
-    print(f"# ping-pong, mpirun -n 2, {how} {args.repeat} each; ratio = mpi_examples / mpi4py;"
+    print(f"# ping-pong, mpirun -n 2, {how} {args.repeat} each; ratio = mpi_examples / mpi4py"
+          f" (ratio/w: median of the rounds' own ratios);"
           f" load average {os.getloadavg()[0]:.2f} at the end")
     print(f"# {'size [B]':>10} {'ours [us]':>10} {'mpi4py':>10} {'written':>10} "
           f"{'BW ours':>10} {'BW mpi4py':>10} {'ratio':>7} {'ratio/w':>8}  note  (BW in MB/s)")
-    worst = 0.0
+    lowest = (float("inf"), 0)
     for size in sorted(ours):
         o, t, w = ours[size], theirs[size], written[size]
-        ratio, ratio_w = t / o, w / o  # bandwidth ratio ours/mpi4py = time ratio mpi4py/ours
-        worst = max(worst, abs(ratio_w - 1))
+        ratio, ratio_w = t / o, paired.get(size, w / o)  # bandwidth ratio = time ratio mpi4py/ours
+        lowest = min(lowest, (ratio_w, size))
         note = ""
         if ratio < 0.9 and ratio_w >= 0.9:
             note = "mpi4py.bench inflated by unwritten np.empty (zero page)"
+        elif ratio_w > 1.05 and size > 4096:
+            note = "ours faster: page-aligned buffers (CMA reads fewer pages)"
         elif abs(ratio - 1) > 0.1:
             note = "outside 10 %"
         print(f"  {size:>10} {o * 1e6:>10.3f} {t * 1e6:>10.3f} {w * 1e6:>10.3f} "
               f"{size / o / 1e6:>10.1f} {size / t / 1e6:>10.1f} {ratio:>7.3f} {ratio_w:>8.3f}  {note}")
-    print(f"# largest deviation from mpi4py.bench with written buffers: {100 * worst:.1f} %")
+    verdict = "meets" if lowest[0] >= TARGET else "BELOW"
+    print(f"# lowest ratio to mpi4py.bench with written buffers: {lowest[0]:.3f} at {lowest[1]} B"
+          f" ({verdict} the {TARGET} target)")
     return 0
 
 
