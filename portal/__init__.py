@@ -54,8 +54,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         hops = app.config["PROXY_FIX_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     babel.init_app(app, locale_selector=_select_locale)
-    from portal.i18n import install_form_translations
+    from portal.i18n import install_form_translations, install_template_gettext
 
+    install_template_gettext(app)
     install_form_translations()  # WTForms' own messages in Lithuanian too
     _init_login(app, login_manager)
     from portal.identity.oidc import init_oidc

@@ -65,8 +65,9 @@ def index():
     """Grants the signed-in person may see: a page at a time, searchable, filterable, totalled."""
     page = page_request(listing.FILTERS, listing.SORTS)
     query = listing.filtered(current_user, page)
-    rows = paginate(listing.ordered(query, page), page, scalars=False)
-    return render_template("grants/index.html", rows=rows, page=page, totals=listing.totals(query, current_user, page),
+    count, totals = listing.count_and_totals(query, current_user, page)
+    rows = paginate(listing.ordered(query, page), page, scalars=False, total=count)
+    return render_template("grants/index.html", rows=rows, page=page, totals=totals,
                            choices=listing.filter_choices(), pools_of=listing.pools_of,
                            requests=open_requests() if current_user.is_staff else [])
 

@@ -28,7 +28,8 @@ class Grant(db.Model):
     __tablename__ = "grants"
     __table_args__ = (CheckConstraint("end_date > start_date", name="ends_after_start"),
                       # The grants list's default order (most at risk first) read straight off an index.
-                      Index("ix_grants_risk_magnitude_id", "risk_magnitude", "id"))
+                      Index("ix_grants_risk_magnitude_id", "risk_magnitude", "id"),
+                      Index("ix_grants_end_date_id", "end_date", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)

@@ -86,16 +86,18 @@ class Page:
         return min(self.number * self.size, self.total)
 
 
-def paginate(query: Select, page: PageRequest, *, scalars: bool = True) -> Page:
+def paginate(query: Select, page: PageRequest, *, scalars: bool = True, total: int | None = None) -> Page:
     """One page of ``query`` (which must already have a stable ORDER BY) and the number of rows.
 
     The count keeps the query's FROM, joins and WHERE but none of its columns: a list's
     computed columns (a PI's name, say) would otherwise be worked out for every matching
     row just to be counted. (List queries filter with EXISTS, never DISTINCT or GROUP BY,
-    so one row is one item.)
+    so one row is one item.) A caller that counted already, in the same scan as its totals,
+    passes ``total``.
     """
-    counted = query.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
-    total = db.session.scalar(select(func.count()).select_from(counted.subquery()))
+    if total is None:
+        counted = query.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
+        total = db.session.scalar(select(func.count()).select_from(counted.subquery())) or 0
     number = min(page.number, max(1, -(-total // page.size)))
     limited = query.limit(page.size).offset((number - 1) * page.size)
     items = list(db.session.scalars(limited)) if scalars else list(db.session.execute(limited))
