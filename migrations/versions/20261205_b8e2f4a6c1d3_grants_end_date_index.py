@@ -1,4 +1,4 @@
-"""grants list sorted by end date read off an index (the search page stops after a page of matches)
+"""indexes: grants by end date (the search page stops after a page of matches), proposals by state (staff queues)
 
 Revision ID: b8e2f4a6c1d3
 Revises: a9d4c2e7f610
@@ -16,7 +16,9 @@ depends_on = None
 
 def upgrade():
     op.create_index('ix_grants_end_date_id', 'grants', ['end_date', 'id'], unique=False)
+    op.create_index('ix_proposals_state', 'proposals', ['state'], unique=False)
 
 
 def downgrade():
+    op.drop_index('ix_proposals_state', table_name='proposals')
     op.drop_index('ix_grants_end_date_id', table_name='grants')

@@ -60,7 +60,7 @@ def _store_evidence(form: ProposalForm, proposal) -> None:
 def index():
     """Proposals the signed-in person may see, a page at a time, searchable and filterable."""
     page = page_request(listing.FILTERS, listing.SORTS)
-    proposals = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
+    proposals = paginate(listing.shown_as_rows(listing.ordered(listing.filtered(current_user, page), page)), page)
     return render_template("proposals/index.html", proposals=proposals, page=page, choices=listing.filter_choices())
 
 
@@ -69,7 +69,8 @@ def export():
     """What the list's filter shows, as CSV."""
     page = page_request(listing.FILTERS, listing.SORTS)
     return csv_response(f"proposals-{utcnow().date().isoformat()}.csv", [_(h) for h in listing.CSV_HEADER],
-                        listing.ordered(listing.filtered(current_user, page), page), listing.csv_row)
+                        listing.shown_as_rows(listing.ordered(listing.filtered(current_user, page), page)),
+                        listing.csv_row)
 
 
 @bp.route("/new/<int:call_id>", methods=["GET", "POST"])
