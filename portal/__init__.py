@@ -109,6 +109,8 @@ def _select_locale() -> str | None:
 
 
 def _init_login(app: Flask, login_manager) -> None:
+    from sqlalchemy.orm import joinedload
+
     from portal.extensions import db
     from portal.identity.models import User
 
@@ -120,7 +122,9 @@ def _init_login(app: Flask, login_manager) -> None:
     def load_user(user_id: str) -> User | None:
         # Flask-Login checks is_active only in login_user; a session of an account disabled
         # since then would go on working, so the loader refuses it: signed out at the next request.
-        user = db.session.get(User, int(user_id))
+        # The roles come in the same query: every page asks them, and a second round trip to
+        # PostgreSQL on every request cost more than the join.
+        user = db.session.get(User, int(user_id), options=[joinedload(User.role_grants)])
         if user is not None and not user.is_active:
             _sign_out_disabled()
             return None

@@ -288,7 +288,8 @@ def generate(projects: int, usage_per_project: int, seed: int, force: bool):
     """Generate a synthetic facility: projects with people, awarded proposals, grants and usage."""
     import time
 
-    from portal.demo_facility import FacilityNotEmpty, SchemaNotCurrent, generate_facility
+    from portal.demo_facility import (FacilityNotEmpty, SchemaNotCurrent, generate_facility,
+                                      refresh_planner_statistics)
 
     started = time.perf_counter()
     try:
@@ -301,6 +302,9 @@ def generate(projects: int, usage_per_project: int, seed: int, force: bool):
         raise click.ClickException(str(exc) + ("" if isinstance(exc, SchemaNotCurrent) else
                                                " Use --force to add to it anyway.")) from None
     stats.seconds["commit"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    refresh_planner_statistics()
+    stats.seconds["planner statistics"] = time.perf_counter() - clock
     for stage, seconds in stats.seconds.items():
         click.echo(f"  {stage:24} {seconds:8.1f} s")
     click.echo(f"{stats.projects} projects, {stats.users} people, {stats.memberships} memberships, "

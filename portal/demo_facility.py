@@ -502,3 +502,20 @@ def generate_facility(projects: int, usage_per_project: int = 100, seed: int = 0
     db.session.flush()
     stats.seconds["sequences"] = time.perf_counter() - clock
     return stats
+
+
+def refresh_planner_statistics() -> None:
+    """After a bulk load: the database's statistics (and PostgreSQL's visibility map) brought up to date.
+
+    A facility that grew to this size over years has them from autovacuum; a fresh load of a
+    million rows has none, and the planner then guesses (seq scans where an index-only scan
+    of a covering index would do). Runs outside the load's transaction (VACUUM cannot run
+    inside one).
+    """
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
