@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_USERNAME": "",
     "SMTP_PASSWORD": "",
     "MAIL_SENDER": "allocations@localhost",
+    # Werkzeug's method for new password hashes; "" is its default (scrypt, about 70 ms a hash
+    # here, slow on purpose). Only the test suite sets a cheap one: it makes thousands.
+    "PASSWORD_HASH_METHOD": "",
     "LOGIN_RATE_LIMIT": "10/300",  # sign-in attempts per address and account: 10 per 300 s
     "TOKEN_RATE_LIMIT": "20/300",  # failed API-token authentications per address
     "PROXY_FIX_HOPS": 0,  # proxies in front of the app whose X-Forwarded-* headers to trust

@@ -60,7 +60,10 @@ def app(database_url: str, tmp_path_factory) -> Iterator[Flask]:
     instance = tmp_path_factory.mktemp("instance")
     # Tests sign in many times from one address; tests of rate limiting set their own limits.
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "INSTANCE_PATH": str(instance),
-                      "LOGIN_RATE_LIMIT": "10000/60"})
+                      "LOGIN_RATE_LIMIT": "10000/60",
+                      # Thousands of users are made and signed in: one PBKDF2 round instead of
+                      # scrypt's 70 ms a hash (tests/test_config.py checks production's default).
+                      "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1"})
     with app.app_context():
         upgrade()  # the schema comes from the migrations, as in production
     yield app

@@ -56,3 +56,19 @@ def test_app_starts_on_sqlite_with_no_configuration(tmp_path, monkeypatch):
     app = create_app({"INSTANCE_PATH": str(tmp_path)})
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert app.config["SECRET_KEY"] == (tmp_path / "secret_key").read_text().strip()
+
+
+def test_passwords_are_hashed_with_scrypt_unless_configured_otherwise(tmp_path, monkeypatch):
+    """The suite's cheap hashing (conftest) must never be what a deployment gets by default."""
+    from portal.identity.models import User
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for environ, method in (({}, "scrypt:"), ({"PORTAL_PASSWORD_HASH_METHOD": "pbkdf2:sha256:600000"}, "pbkdf2:")):
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        app = create_app({"INSTANCE_PATH": str(tmp_path)})
+        with app.app_context():
+            user = User(email="a@example.org", name="A")
+            user.set_password("correct horse")
+            assert user.password_hash.startswith(method)
+            assert user.check_password("correct horse") and not user.check_password("wrong")
