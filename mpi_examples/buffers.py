@@ -4,6 +4,7 @@ CuPy is imported only when asked for. Every result row carries ``Backend.label``
 host figure is never mistaken for a device one.
 """
 import ctypes
+import mmap
 import os
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ def pattern(xp, n: int, seed: int):
     return out
 
 
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PAGE = mmap.PAGESIZE
 
 
 def aligned_empty(xp, n: int, dtype=np.uint8):

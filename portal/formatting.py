@@ -48,7 +48,7 @@ def format_number(value: float | int | Decimal | None, *, empty: str = "—") ->
     if magnitude >= 100:
         text = f"{round(value):,d}"
     else:
-        exact = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else value)
+        exact = value if isinstance(value, Decimal) else Decimal(str(value))  # as written, as Babel reads it
         text = f"{exact.quantize(_QUANTUM[2 if magnitude >= 1 else 3], ROUND_HALF_EVEN):,f}"
         if "." in text:
             text = text.rstrip("0").rstrip(".")

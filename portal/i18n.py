@@ -42,6 +42,16 @@ def select_locale() -> str | None:
     return request.accept_languages.best_match(list(LOCALES)) or DEFAULT_LOCALE
 
 
+def _babel_context():
+    """Flask-Babel's per-request namespace once it has chosen the locale; None before, or outside a request."""
+    try:
+        ctx = g._flask_babel
+        ctx.babel_locale  # noqa: B018 (set by Flask-Babel's first get_locale())
+    except (AttributeError, RuntimeError):
+        return None
+    return ctx
+
+
 def current_locale():
     """The locale in force (``get_locale()``, a ``force_locale`` block included), read cheaply.
 
@@ -50,25 +60,20 @@ def current_locale():
     time (context lookups and ``str(locale)`` for the cache key), together about a tenth of
     a list page. Once Flask-Babel has chosen the request's locale it sits on its context.
     """
-    try:
-        locale = g._flask_babel.babel_locale
-    except (AttributeError, RuntimeError):  # not chosen yet, or no application context
-        return get_locale()
-    return locale
+    ctx = _babel_context()
+    return ctx.babel_locale if ctx is not None else get_locale()
 
 
 def current_translations():
     """The catalog of the locale in force, found once per request and locale."""
-    try:
-        ctx = g._flask_babel
-        locale = ctx.babel_locale
-    except (AttributeError, RuntimeError):
+    ctx = _babel_context()
+    if ctx is None:
         return get_translations()
     cached = getattr(ctx, "portal_translations", None)
     # Compared by identity: force_locale (mail in the recipient's language) puts another
     # Locale object on the context for its block and restores the request's one after.
-    if cached is None or cached[0] is not locale:
-        cached = ctx.portal_translations = (locale, get_translations())
+    if cached is None or cached[0] is not ctx.babel_locale:
+        cached = ctx.portal_translations = (ctx.babel_locale, get_translations())
     return cached[1]
 
 

@@ -90,7 +90,7 @@ class User(UserMixin, db.Model):
 
     def set_password(self, password: str) -> None:
         method = current_app.config.get("PASSWORD_HASH_METHOD") if has_app_context() else None
-        self.password_hash = generate_password_hash(password, **({"method": method} if method else {}))
+        self.password_hash = generate_password_hash(password, method) if method else generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)
