@@ -13,7 +13,13 @@ a stamp written into the send buffer each iteration (the peer pulls that dirty l
 cores; 4-5 % at 4 KiB, now the receiver marks its own buffer instead), and buffers that
 start anywhere in a page (a 4 KiB message then spans two pages, which Open MPI's CMA
 transport reads one by one: 10 % at 4 KiB; mpi_examples now page-aligns its buffers, as
-OSU's benchmarks do, so from 8 KiB it can be faster than mpi4py.bench).
+OSU's benchmarks do, so from 8 KiB it can be faster than mpi4py.bench). A third cause sat
+below 1 KiB, where a round trip is about 1 us: the generic per-iteration loop (a method call,
+NumPy scalar reads and writes for the arrival check, a NumPy store of the time) took
+0.5-0.8 us on each rank between round trips, and the echoing rank now and then missed the
+next message: 1-6 % below mpi4py.bench in some hours. Ping-pong on host buffers now runs one
+tight loop per rank with the arrival check through a memoryview (1.00-1.09 from 1 B to 4 KiB
+in one process, where the generic loop gave 0.94-0.99).
 
 ``--interleaved`` runs both harnesses in one ``mpirun`` per repetition, size by size,
 alternating which goes first: on a shared, busy machine a whole run of one harness and then
