@@ -166,32 +166,24 @@ class _PingPong(_PointToPoint):
         with written buffers, 1.00-1.09 from 1 B to 4 KiB, where the generic loop gave
         0.94-0.99.
         """
-        smsg, rmsg, wtime = self.smsg, self.rmsg, MPI.Wtime
-        mpi_send, mpi_recv, peer = self.mpi_send, self.mpi_recv, self.peer
-        first = memoryview(self.recv).cast("B")  # the receive buffer, byte by byte
+        # Rank 0 sends first and rank 1 answers: the same two calls, in the other order.
+        first_call, first_msg, then_call, then_msg = (
+            (self.mpi_send, self.smsg, self.mpi_recv, self.rmsg) if self.rank == 0
+            else (self.mpi_recv, self.rmsg, self.mpi_send, self.smsg))
+        wtime, peer = MPI.Wtime, self.peer
+        received = memoryview(self.recv).cast("B")
         expected, mark = self.expected_first, self.mark
         times = [0.0] * (warmup + iters)
         missing = 0
-        if self.rank == 0:
-            for it in range(warmup + iters):
-                first[0] = mark
-                t0 = wtime()
-                mpi_send(smsg, peer, 0)
-                mpi_recv(rmsg, peer, 0)
-                t1 = wtime()
-                times[it] = t1 - t0
-                if first[0] != expected:
-                    missing += 1
-        else:
-            for it in range(warmup + iters):
-                first[0] = mark
-                t0 = wtime()
-                mpi_recv(rmsg, peer, 0)
-                mpi_send(smsg, peer, 0)
-                t1 = wtime()
-                times[it] = t1 - t0
-                if first[0] != expected:
-                    missing += 1
+        for it in range(warmup + iters):
+            received[0] = mark
+            t0 = wtime()
+            first_call(first_msg, peer, 0)
+            then_call(then_msg, peer, 0)
+            t1 = wtime()
+            times[it] = t1 - t0
+            if received[0] != expected:
+                missing += 1
         if missing:
             self.stamp_problem = (f"size {self.nbytes}: no data arrived in {missing} of "
                                   f"{warmup + iters} iterations (first byte left at {mark})")

@@ -191,3 +191,50 @@ def test_nvidia_driver_of_the_proprietary_module(tmp_path):
     proc = tmp_path / "version"
     proc.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.183.01  Sun May 12 19:39:15 UTC 2024\n")
     assert nvidia_driver(str(proc)) == "535.183.01"
+
+
+class _EchoPeer:
+    """Rank 0's view of a two-rank communicator whose peer answers every message with its
+    pattern, except in the iterations listed in ``silent`` (the receive completes, no data)."""
+
+    def __init__(self, silent=()):
+        self.silent, self.calls = set(silent), 0
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 2
+
+    def Send(self, msg, dest, tag):
+        pass
+
+    def Recv(self, msg, source, tag):
+        from mpi_examples.buffers import pattern
+
+        buf, n = msg[0], msg[1]
+        if self.calls not in self.silent:
+            buf[:n] = pattern(np, n, seed=source + 1)
+        self.calls += 1
+
+
+def _pingpong_case(comm, nbytes=64):
+    from mpi_examples.buffers import Transport, make_backend
+    from mpi_examples.interconnect import _PingPong
+
+    args = cli.build_parser().parse_args(["pingpong", "--array", "numpy"])
+    args.backend = make_backend("numpy", 0)
+    cli.resolve(args, False)
+    args.transport = Transport(args.backend, "auto")
+    return _PingPong(comm, args, nbytes)
+
+
+def test_pingpong_reports_a_receive_that_brought_no_data():
+    healthy = _pingpong_case(_EchoPeer())
+    times = healthy.measure(2, 10)
+    assert len(times) == 10 and healthy.stamp_problem is None and healthy.verify() is None
+
+    broken = _pingpong_case(_EchoPeer(silent={5, 7}))
+    broken.measure(2, 10)
+    assert broken.stamp_problem == ("size 64: no data arrived in 2 of 12 iterations "
+                                    f"(first byte left at {broken.mark})")
