@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import Grant, GrantAllocation
+from portal.grants.models import FacilityTotalChange, Grant, GrantAllocation
 from portal.grants.usage import JobUsage
 from portal.sites.models import Partition, ResourceKind
 
@@ -199,8 +199,39 @@ def refresh_usage_summaries(grant_ids: Iterable[int] | None = None, today: date 
                                        risk_percent=bindparam("risk"), risk_magnitude=bindparam("magnitude")),
                                values)
         refreshed += len(values)
+    fold_facility_totals()
     db.session.expire_all()
     return refreshed
+
+
+def facility_totals() -> dict[str, int]:
+    """The whole facility's grant count and each kind's awarded minutes and used seconds
+    (``grants``, ``cpu.awarded_minutes``, ``gpu.used_seconds``...), kept by triggers."""
+    change = FacilityTotalChange
+    return {counter: int(amount) for counter, amount in
+            db.session.execute(select(change.counter, func.sum(change.amount)).group_by(change.counter))}
+
+
+def fold_facility_totals() -> int:
+    """Fold the facility totals' change rows into one row per counter; returns how many
+    rows were folded (0: nothing to do).
+
+    Rows another transaction is folding are skipped (``SKIP LOCKED``), and only the rows
+    read here are deleted, by id: a change committed meanwhile is never dropped unsummed.
+    """
+    change = FacilityTotalChange
+    rows = db.session.execute(select(change.id, change.counter, change.amount)
+                              .with_for_update(skip_locked=True)).all()
+    sums: dict[str, int] = {}
+    for _, counter, amount in rows:
+        sums[counter] = sums.get(counter, 0) + amount
+    if len(rows) <= len(sums):
+        return 0
+    ids = [row_id for row_id, _, _ in rows]
+    for start in range(0, len(ids), 1000):
+        db.session.execute(delete(change).where(change.id.in_(ids[start:start + 1000])))
+    db.session.execute(insert(change), [{"counter": c, "amount": a} for c, a in sorted(sums.items())])
+    return len(rows)
 
 
 def allocation_of(grant: Grant, allocation_id: int) -> GrantAllocation | None:
