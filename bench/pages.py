@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from portal.demo_facility import PASSWORD, STAFF_EMAIL  # noqa: E402
+from portal.demo_facility import PASSWORD, STAFF_EMAIL  # noqa: E402 (after the path above)
 
 
 def free_port() -> int:

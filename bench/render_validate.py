@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from portal import create_app  # noqa: E402
+from portal import create_app
 
 
 def per_call_us(func, number: int, repeat: int) -> float:

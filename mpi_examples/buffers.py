@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 
-
 PATTERN_PERIOD = 1 << 16  # 7*i and 13*(i >> 8) both wrap modulo 256 after 65536 bytes
 
 

@@ -84,7 +84,7 @@ class Gemm:
         try:
             self.run()
             self.xb.sync()
-        except Exception as exc:  # noqa: BLE001 - any binding or cuBLAS error
+        except Exception as exc:
             if self.method != "cublasGemmEx" or self.precision in ("tf32", "bf16"):
                 raise Unsupported(f"{self.precision}: {type(exc).__name__}: {exc}") from exc
             self.method = f"cupy.matmul (cublasGemmEx failed: {exc})"
@@ -190,7 +190,7 @@ def stream(comm, args):
     rounds = args.stream_iters + 1  # the first round is a warm-up
     for r in range(rounds):
         for name, (func, _) in kernels.items():
-            t = xb.timeit(lambda: func(a, b, c, s))
+            t = xb.timeit(lambda func=func: func(a, b, c, s))
             if r:
                 times[name].append(t)
     if checks.fault("stream-wrong"):
@@ -229,8 +229,8 @@ def hostcopy(comm, args):
         back[:] = 0
         dev = xp.zeros(nbytes, xp.uint8)
         reps = range(args.copy_iters + 1)
-        h2d = [xb.timeit(lambda: xb.copy(dev, host)) for _ in reps][1:]
-        d2h = [xb.timeit(lambda: xb.copy(back, dev)) for _ in reps][1:]
+        h2d = [xb.timeit(lambda dev=dev, host=host: xb.copy(dev, host)) for _ in reps][1:]
+        d2h = [xb.timeit(lambda back=back, dev=dev: xb.copy(back, dev)) for _ in reps][1:]
         if checks.fault("hostcopy-corrupt"):
             back[nbytes // 2] ^= 0xFF  # testing only
         problem = (checks.mismatch(f"hostcopy h2d {nbytes} B", xb.to_host(dev), host)

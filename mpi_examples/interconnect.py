@@ -12,8 +12,8 @@ import numpy as np
 from mpi4py import MPI
 
 from . import checks
-from .registry import INTERCONNECT, benchmark
 from .buffers import written_zeros
+from .registry import INTERCONNECT, benchmark
 from .results import metric, rate_stats, scaled, stats
 
 LARGE, HUGE = 1 << 14, 1 << 20

@@ -4,8 +4,8 @@ A benchmark is ``func(comm, args) -> list[dict]`` returning metric rows (see
 ``results.metric``). It must call ``checks.agree`` on its correctness checks so every
 rank raises the same ``CheckError`` together.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 INTERCONNECT = "interconnect"
 GPU = "gpu"

@@ -74,29 +74,29 @@ def nvidia_driver(path: str = "/proc/driver/nvidia/version") -> str | None:
     except OSError:
         return None
     # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  ..." or "... Open Kernel Module for x86_64  580.65.06 ..."
-    line = next((l for l in text.splitlines() if l.startswith("NVRM version:")), "")
+    line = next((row for row in text.splitlines() if row.startswith("NVRM version:")), "")
     found = re.search(r"\s(\d+\.\d+(?:\.\d+)?)\s", line + " ")
     return found.group(1) if found else None
 
 
 def _versions() -> dict:
-    from mpi4py import MPI
     import mpi4py
     import numpy
+    from mpi4py import MPI
 
     # Open MPI ends the string with a NUL, which JSON carries as \u0000 and web servers refuse.
     library = MPI.Get_library_version().replace("\0", "").strip()
     versions = {"mpi_examples": __version__, "python": platform.python_version(),
                 "numpy": numpy.__version__, "mpi4py": mpi4py.__version__,
                 "mpi_library": library.splitlines()[0], "mpi_library_full": " ".join(library.split())[:500],
-                "mpi_standard": "%d.%d" % MPI.Get_version(), "cupy": None}
+                "mpi_standard": "{}.{}".format(*MPI.Get_version()), "cupy": None}
     if "cupy" in sys.modules:
         cupy = sys.modules["cupy"]
         versions["cupy"] = cupy.__version__
         try:
             versions["cuda_runtime"] = _cuda_version(cupy.cuda.runtime.runtimeGetVersion())
             versions["cuda_driver"] = _cuda_version(cupy.cuda.runtime.driverGetVersion())
-        except Exception:  # noqa: BLE001 - provenance is best effort; a broken CUDA shows elsewhere
+        except Exception:
             pass
     driver = nvidia_driver()
     if driver:
@@ -135,7 +135,7 @@ def environment(comm, args, backend, transport_reason: str) -> dict:
         "array": backend.label, "gpu_aware_mpi": transport_reason,
         "devices": sorted({d for d in devices if d}),
         "versions": _versions(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "options": options(args),
     }
     slurm = slurm_context()

@@ -29,7 +29,7 @@ def post(url: str, token: str, body: bytes, *, timeout: float = 30, attempts: in
         "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"})
     for attempt in range(attempts):
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the portal's own URL
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             answer = exc.read().decode("utf-8", "replace")

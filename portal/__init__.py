@@ -39,7 +39,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     # Sign-in is checked before CSRF, so anonymous callers get 401 / the sign-in page.
     from portal.identity.access import enforce_sign_in, protect_from_csrf
-
     from portal.web.input import refuse_nul_characters
 
     app.before_request(enforce_sign_in)
@@ -65,18 +64,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from portal.api import init_api
     from portal.audit.blueprint import bp as audit_bp
-    from portal.identity.account import bp as account_bp
     from portal.benchmarks.blueprint import bp as benchmarks_bp
+    from portal.calls.blueprint import bp as calls_bp
+    from portal.identity.account import bp as account_bp
     from portal.identity.blueprint import bp as identity_bp
     from portal.identity.people import bp as people_bp
     from portal.projects.blueprint import bp as projects_bp
+    from portal.proposals.blueprint import bp as proposals_bp
+    from portal.reviews.blueprint import bp as reviews_bp
     from portal.sites.blueprint import bp as sites_bp
     from portal.web.blueprint import bp as web_bp
     from portal.web.errors import register_error_handlers
-
-    from portal.calls.blueprint import bp as calls_bp
-    from portal.proposals.blueprint import bp as proposals_bp
-    from portal.reviews.blueprint import bp as reviews_bp
 
     for blueprint in (calls_bp, proposals_bp, reviews_bp):
         app.register_blueprint(blueprint)
@@ -92,7 +90,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from portal.grants.triggers import init_app as init_grants
 
     init_grants(app)
-    app.after_request(_commit_or_roll_back)
+    from portal.transactions import finish_request
+
+    app.after_request(finish_request)  # the request owns its transaction (portal.transactions)
     app.after_request(_security_headers)
     _register_template_helpers(app)
 
@@ -141,25 +141,6 @@ def _sign_out_disabled() -> None:
 
     session.clear()
     flash(_("Your account is disabled, so you were signed out. Contact the facility staff."), "error")
-
-
-def _commit_or_roll_back(response):
-    """One place owns the transaction: views and operations flush, the request commits.
-
-    Mail queued by the request goes out only after the commit (see portal.mail).
-    """
-    from flask import g
-
-    from portal.extensions import db
-    from portal.mail import deliver_queued
-
-    if response.status_code < 400:
-        db.session.commit()
-        deliver_queued()
-    else:
-        db.session.rollback()
-        g.pop("queued_mail_ids", None)
-    return response
 
 
 def _security_headers(response):

@@ -10,6 +10,7 @@ from portal.extensions import db
 from portal.identity.models import Role, User
 from portal.sites.models import Site
 from portal.slurm.errors import SchedulerError
+from portal.transactions import commit, roll_back
 
 users_cli = AppGroup("users", help="Manage people and their roles.")
 sites_cli = AppGroup("sites", help="Manage hosting sites and their Slurm partitions.")
@@ -30,7 +31,7 @@ def create_user(email: str, name: str, password: str, roles: tuple[str, ...], un
     if db.session.scalar(select(User).where(User.email == email.lower())) is not None:
         raise click.ClickException(f"A user with e-mail {email} already exists.")
     user = create_local_user(email, name, password, roles=[Role(r) for r in roles], unix_username=unix_username)
-    db.session.commit()
+    commit()
     click.echo(f"Created user {user.id} <{user.email}>")
 
 
@@ -50,9 +51,9 @@ def _account_change(change, done: str) -> None:
     try:
         change()
     except AccountError as exc:
-        db.session.rollback()
+        roll_back()
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
+    commit()
     click.echo(done)
 
 
@@ -180,7 +181,7 @@ def add_site(name: str, cluster: str, slurm_conf: str | None, adapter: str, rest
         raise click.UsageError("the rest adapter needs --rest-url and --rest-token-file")
     site = create_site(name, cluster, slurm_conf=slurm_conf, scheduler_adapter=adapter, rest_url=rest_url,
                        rest_token_file=rest_token_file, rest_api_version=rest_api_version)
-    db.session.commit()
+    commit()
     click.echo(f"Created site {site.id} {site.name}")
 
 
@@ -201,7 +202,7 @@ def set_pool(site_name: str, partition_name: str, pool: str | None):
         set_partition_pool(partition, pool)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
+    commit()
     click.echo(f"{partition.label}: pool {partition.pool_name}; Slurm follows at the next sync")
 
 
@@ -221,10 +222,10 @@ def sync_sites(names: tuple[str, ...]):
         for site in bar:
             try:
                 partitions = sync_partitions(site)
-                db.session.commit()
+                commit()
                 click.echo(f"  {site.name}: {len(partitions)} partitions")
             except SchedulerError as exc:
-                db.session.commit()  # keep the error note
+                commit()  # keep the error note
                 failed += 1
                 click.echo(f"  {site.name}: FAILED: {exc}", err=True)
     if failed:
@@ -248,7 +249,7 @@ def seed(site_name: str, cluster: str, slurm_conf: str | None, no_jobs: bool):
                          report=report)
     except SchedulerError as exc:
         raise click.ClickException(f"Could not read partitions from Slurm: {exc}") from exc
-    db.session.commit()
+    commit()
     click.echo(f"Site {site.name}: partitions {', '.join(p.name for p in site.partitions)}")
     for line in report.done:
         click.echo(f"  {line}")
@@ -288,17 +289,16 @@ def generate(projects: int, usage_per_project: int, seed: int, force: bool):
     """Generate a synthetic facility: projects with people, awarded proposals, grants and usage."""
     import time
 
-    from portal.demo_facility import (FacilityNotEmpty, SchemaNotCurrent, generate_facility,
-                                      refresh_planner_statistics)
+    from portal.demo_facility import FacilityNotEmpty, SchemaNotCurrent, generate_facility, refresh_planner_statistics
 
     started = time.perf_counter()
     try:
         with click.progressbar(length=projects, label="Projects", show_pos=True) as bar:
             stats = generate_facility(projects, usage_per_project, seed, progress=bar.update, force=force)
         clock = time.perf_counter()
-        db.session.commit()
+        commit()
     except (FacilityNotEmpty, SchemaNotCurrent) as exc:
-        db.session.rollback()
+        roll_back()
         raise click.ClickException(str(exc) + ("" if isinstance(exc, SchemaNotCurrent) else
                                                " Use --force to add to it anyway.")) from None
     stats.seconds["commit"] = time.perf_counter() - clock
@@ -334,7 +334,7 @@ def create_api_token(email: str, scope: str, days: int, name: str):
         token, secret = create_token(user, name, TokenScope(scope), days)
     except TokenError as exc:
         raise click.ClickException(str(exc)) from exc
-    db.session.commit()
+    commit()
     click.echo(f"Token {token.id} ({scope}, expires {token.expires_at:%Y-%m-%d} UTC). Shown only once:", err=True)
     click.echo(secret)
 
@@ -358,11 +358,11 @@ def upload_benchmarks(files: tuple[str, ...], email: str):
             try:
                 run = ingest_result(read_result_upload(Path(name).read_bytes()), user)
             except BenchmarkError as exc:
-                db.session.rollback()
+                roll_back()
                 failed += 1
                 click.echo(f"\n  {name}: refused: {exc}", err=True)
                 continue
-            db.session.commit()
+            commit()
             click.echo(f"\n  {name}: run {run.id} {run.system}/{run.partition} {run.verdict.value}")
     if failed:
         raise click.ClickException(f"{failed} file(s) refused.")

@@ -30,6 +30,7 @@ from portal.identity.models import Role, User
 from portal.identity.providers import create_local_user
 from portal.sites.models import Partition, ResourceKind, Site
 from portal.sites.operations import create_site, set_partition_kind, sync_partitions
+from portal.transactions import commit
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def seed_demo(*, site_name: str, slurm_cluster: str, slurm_conf: str | None, run
         if partition.name != "gpu" and not partition.kind_set_by_staff:
             set_partition_kind(partition, ResourceKind.CPU)
     seed_demo_calls(site)
-    db.session.commit()
+    commit()
     cpu, gpu = _partition(site, "cpu"), _partition(site, "gpu")
     if cpu is None or gpu is None:
         report.problems.append("the demo cluster has no cpu and gpu partitions: no proposals, grants or jobs")
@@ -119,7 +120,7 @@ def _people(report: SeedReport) -> dict[str, User]:
         if user is None:
             user = create_local_user(email, name, None, roles=(role,), affiliation="Demo University", country=country)
         people[email.split("@")[0]] = user
-    db.session.commit()
+    commit()
     return people
 
 

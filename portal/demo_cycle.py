@@ -21,6 +21,7 @@ from portal.proposals import operations as proposals
 from portal.proposals.models import Proposal
 from portal.reviews.operations import assign_reviewer, declare_conflict, submit_review
 from portal.sites.models import Partition, ResourceKind, Site
+from portal.transactions import commit
 
 TEXT = {
     "field_of_science": "Computational linguistics",
@@ -86,7 +87,7 @@ def seed_proposal_cycle(site: Site, cpu: Partition, gpu: Partition, people: dict
         from portal.grants.operations import expire_due_grants
 
         expire_due_grants(today)
-        db.session.commit()
+        commit()
         report.done.append("call demo-2025 (decided): a grant that ended 100 days ago, final report overdue")
     if db.session.scalar(select(Call.id).where(Call.code == "demo-2026")) is None:
         call = _call("demo-2026", "AI Factory Fast Lane 2026 (demo)", "AI Factory Fast Lane", [cpu, gpu],
@@ -102,7 +103,7 @@ def seed_proposal_cycle(site: Site, cpu: Partition, gpu: Partition, people: dict
         add_member(main.project, people["user"], ProjectRole.MEMBER)
         decisions.check_admissibility(refused, staff, True)
         decisions.reject_proposal(refused, staff, "The proposal does not say what question the crawl answers.")
-        db.session.commit()
+        commit()
         report.done.append(f"call demo-2026 (decided): project {main.project.code} awarded 200 core-hours on cpu "
                            "and 40 GPU-hours on gpu, Jonas Petraitis a member; one proposal rejected")
     if db.session.scalar(select(Call.id).where(Call.code == "demo-regular")) is None:
@@ -121,7 +122,7 @@ def seed_proposal_cycle(site: Site, cpu: Partition, gpu: Partition, people: dict
         _close(call, 3)
         decisions.check_admissibility(admissible, staff, True)
         _assessed(assessed, staff)
-        db.session.commit()
+        commit()
         report.done.append("call demo-spring (past its cut-off): proposals awaiting the admissibility check, "
                            "the technical assessment and a decision")
     open_call = db.session.scalar(select(Call).where(Call.code == "demo-fast"))
@@ -129,7 +130,7 @@ def seed_proposal_cycle(site: Site, cpu: Partition, gpu: Partition, people: dict
         _proposal(open_call, pi, "Speech recognition for Lithuanian dialects", "Draft: dialect ASR.",
                   {gpu.id: 20}, submit=False)
         _proposal(open_call, pi, "Retrieval over Polish legal texts", "Dense retrieval for Polish law.", {cpu.id: 150})
-        db.session.commit()
+        commit()
         report.done.append("call demo-fast (open): the PI's draft and a submitted proposal (editable until the cut-off)")
 
 
@@ -155,4 +156,4 @@ def _in_review(cpu: Partition, gpu: Partition, people: dict[str, User], today: d
         if index == 0:
             assignment.assigned_at = utcnow().replace(tzinfo=None) - timedelta(days=25)
     decisions.release_reviews(made[0][0], staff)
-    db.session.commit()
+    commit()

@@ -28,6 +28,7 @@ from portal.sites.models import Partition, Site
 from portal.sites.operations import scheduler_for
 from portal.slurm.errors import SchedulerError
 from portal.slurm.types import JobState, UsageRecord
+from portal.transactions import commit, roll_back
 
 #: Ledger rows written back-dated (not from Slurm) start with this job id prefix.
 PAST_PREFIX = "demo-past-"
@@ -58,7 +59,7 @@ def seed_usage(site: Site, cpu: Partition, gpu: Partition, people: dict[str, Use
     if not count(GrantRequest, GrantRequest.grant_id == grant.id):
         ask_for_change(grant, people["pi"], reason="The 7B runs need a second epoch on the CPU evaluation set.",
                        hours=100, partition=cpu)
-        db.session.commit()
+        commit()
         report.done.append("a top-up request of 100 core-hours waits for staff")
     if run_jobs and not count(SubmittedJob, SubmittedJob.project_id == grant.project_id):
         _run_jobs(site, grant, people, report)
@@ -93,22 +94,22 @@ def _run_jobs(site: Site, grant, people: dict[str, User], report) -> None:
         try:
             submitted = [_submit(site, grant, people, spec) for spec in batch]
         except (JobError, SchedulerError) as exc:
-            db.session.rollback()
+            roll_back()
             report.problems.append(f"the demo's jobs could not be submitted: {exc}")
             return
-        db.session.commit()
+        commit()
         jobs += submitted
-        if not wait(lambda: all(scheduler.job(j.slurm_job_id).state.is_final for j in submitted), 90):
+        if not wait(lambda submitted=submitted: all(scheduler.job(j.slurm_job_id).state.is_final for j in submitted), 90):
             report.problems.append("the demo's jobs did not end in time; the reconciler service follows them")
     refresh_states(jobs)
-    db.session.commit()
+    commit()
     ids = {j.slurm_job_id for j in jobs}
     # Right after a job ends sacct can still show it PENDING: ingest once every record is final.
     accounts = [a.slurm_account for a in grant.allocations if a.slurm_account]
     wait(lambda: {r.job_id for r in scheduler.usage(started, utcnow() + timedelta(minutes=1), accounts)
                   if r.state.is_final} >= ids, 30)
     result = ingest_site(site, since=started)
-    db.session.commit()
+    commit()
     states = ", ".join(f"{j.job_name} {j.slurm_job_id} {j.last_state}" for j in jobs)
     report.done.append(f"jobs run by demo_pi and demo_user through Slurm ({states}); "
                        f"{result.charged} charged to the grant from sacct")
@@ -125,10 +126,10 @@ def _store_benchmark(job: SubmittedJob, staff: User, report) -> None:
     try:
         run = ingest_result(document, staff)
     except BenchmarkError as exc:
-        db.session.rollback()
+        roll_back()
         report.problems.append(f"the benchmark result was refused: {exc}")
         return
-    db.session.commit()
+    commit()
     report.done.append(f"acceptance benchmark run under Slurm (job {job.slurm_job_id}) stored: "
                        f"{run.system}/{run.partition} {run.verdict.value}")
 
@@ -152,10 +153,10 @@ def _benchmark_history(report, staff: User) -> None:
         try:
             ingest_result(document, staff)
         except BenchmarkError as exc:
-            db.session.rollback()
+            roll_back()
             report.problems.append(f"an earlier benchmark result was refused: {exc}")
             return
-    db.session.commit()
+    commit()
     report.labelled.append("4 earlier benchmark runs (one a week before the real one): the real run's numbers "
                            "shifted by up to 10 %, to draw a history")
 
@@ -187,7 +188,7 @@ def _past_usage(site: Site, grant, report) -> None:
                 cpu_seconds=cpus * seconds, gpu_seconds=gpus * seconds,
                 alloc_tres=f"cpu={cpus}" + (f",gres/gpu={gpus}" if gpus else "")))
     ingest_records(site, records)
-    db.session.commit()
+    commit()
     report.labelled.append(f"{len(records)} back-dated usage rows (job ids {PAST_PREFIX}N) over the "
                            f"{(today - grant.start_date).days} days since the grant began: not run in Slurm")
 

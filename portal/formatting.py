@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from babel import Locale
 from babel.dates import format_date as babel_format_date
@@ -24,7 +24,7 @@ _ISO_DATE = "yyyy-MM-dd"
 _QUANTUM = {2: Decimal("0.01"), 3: Decimal("0.001")}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _symbols(locale: Locale | None) -> dict[int, str]:
     """Python's grouping comma and decimal point -> the locale's (en: unchanged)."""
     locale = locale or Locale("en")

@@ -46,7 +46,7 @@ def _babel_context():
     """Flask-Babel's per-request namespace once it has chosen the locale; None before, or outside a request."""
     try:
         ctx = g._flask_babel
-        ctx.babel_locale  # noqa: B018 (set by Flask-Babel's first get_locale())
+        _ = ctx.babel_locale  # raises until Flask-Babel has chosen the request's locale
     except (AttributeError, RuntimeError):
         return None
     return ctx

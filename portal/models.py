@@ -1,17 +1,16 @@
 """Import every model so that Alembic and ``db.create_all`` see the whole schema."""
+from portal.audit.models import AuditEvent  # noqa: F401
+from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401
+from portal.calls.models import AccessMode, Call, CallPartition  # noqa: F401
+from portal.grants.models import Grant, GrantAllocation  # noqa: F401
+from portal.grants.records import FinalReport, GrantAlert, GrantRequest, PendingChange, SiteSyncState, SyncAction, SyncRun  # noqa: F401
+from portal.grants.usage import JobUsage  # noqa: F401
 from portal.identity.models import IdentityLink, RoleGrant, User  # noqa: F401
 from portal.identity.ratelimit import RateLimitCounter  # noqa: F401
 from portal.identity.tokens import ApiToken  # noqa: F401
-from portal.audit.models import AuditEvent  # noqa: F401
-from portal.projects.models import Membership, Project  # noqa: F401
-from portal.sites.models import Partition, Site  # noqa: F401
-from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401
-from portal.grants.models import Grant, GrantAllocation  # noqa: F401
-from portal.grants.usage import JobUsage  # noqa: F401
-from portal.grants.records import (FinalReport, GrantAlert, GrantRequest, PendingChange, SiteSyncState,  # noqa: F401
-                                   SyncAction, SyncRun)
+from portal.jobs.models import SubmittedJob  # noqa: F401
 from portal.mail.outbox import OutgoingMail  # noqa: F401
-from portal.calls.models import AccessMode, Call, CallPartition  # noqa: F401
+from portal.projects.models import Membership, Project  # noqa: F401
 from portal.proposals.models import EvidenceFile, Invitation, Proposal, ProposalEvent, ProposalRequest  # noqa: F401
 from portal.reviews.models import ReviewAssignment  # noqa: F401
-from portal.jobs.models import SubmittedJob  # noqa: F401
+from portal.sites.models import Partition, Site  # noqa: F401

@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from portal import create_app
 from portal.extensions import db
 
-pytest_plugins = ["portal.devcluster.pytest_plugin"]
+# Fixture modules shared by many test modules (never imported by them: pytest finds the fixtures).
+pytest_plugins = ["portal.devcluster.pytest_plugin", "tests.grant_world", "tests.job_world", "tests.oidc_provider"]
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_test"
 
@@ -137,7 +138,7 @@ class SmtpInbox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         import email
         from email import policy
 

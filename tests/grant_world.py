@@ -16,7 +16,6 @@ from portal.sites.operations import create_site, set_partition_kind, sync_partit
 from portal.slurm import make_scheduler
 from portal.slurm.parsing import parse_int, parse_pipe_rows, parse_tres
 
-
 # Both scheduler adapters, for tests that must pass with each (issue 16).
 ADAPTERS = ["cli", "rest"]
 

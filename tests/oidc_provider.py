@@ -10,10 +10,13 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pytest
+import requests
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import ClientMixin, grants
@@ -275,3 +278,24 @@ class OidcTestProvider:
             return "signed out"
 
         return app
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcTestProvider]:
+    provider = OidcTestProvider().start()
+    yield provider
+    provider.stop()
+
+
+def provider_answer(client, name: str = "test") -> str:
+    """Start signing in and let the provider answer; returns the callback path with code and state."""
+    start = client.get(f"/login/oidc/{name}")
+    assert start.status_code == 302, start.get_data(as_text=True)
+    authorize = start.headers["Location"]
+    query = parse_qs(urlsplit(authorize).query)
+    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0]
+    assert query["state"][0] and query["nonce"][0]
+    answer = requests.get(authorize, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    callback = urlsplit(answer.headers["Location"])
+    return f"{callback.path}?{callback.query}"

@@ -1,7 +1,7 @@
 """Builders of mpi_examples result documents (schema mpi_examples/result/v1) for portal tests."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def metric(benchmark: str, name: str, unit: str, mean: float, *, size=None, precision=None, stdev=0.0):
@@ -12,7 +12,7 @@ def metric(benchmark: str, name: str, unit: str, mean: float, *, size=None, prec
 
 def result_document(*, system="devcluster", partition="cpu", when: datetime | None = None,
                     bandwidth=11000.0, latency=0.6, errors=()) -> dict:
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     return {
         "schema": "mpi_examples/result/v1", "system": system, "partition": partition,
         "nodes": 1, "ranks": 2, "hostnames": ["localhost"], "array": "numpy (host)",

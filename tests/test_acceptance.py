@@ -3,7 +3,7 @@ and the flag on the systems page. (On the real cluster: tests/test_acceptance_cl
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -106,7 +106,7 @@ def _staff_client(app, make_user):
 
 def test_a_reference_derived_from_history_judges_the_next_run(app, make_user):
     client = _staff_client(app, make_user)
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
     bandwidths = [10000.0, 10400.0, 9800.0, 10200.0, 9600.0]
     with app.app_context():
         ids = [ingest_result(result_document(when=start + timedelta(days=i), bandwidth=bw, latency=0.6 + i / 100),

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import pytest
 
+from portal.benchmarks.operations import ingest_result
 from portal.extensions import db
 from portal.identity.models import Role
 from portal.identity.tokens import TokenScope, create_token
 from portal.projects.models import ProjectRole
-from portal.sites.models import Partition, ResourceKind
 from portal.projects.operations import add_member, create_project
+from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
-from portal.benchmarks.operations import ingest_result
 from tests.conftest import csrf_token_from, sign_in
-from tests.result_docs import REFERENCES, result_document
 from tests.proposal_support import review_world
+from tests.result_docs import REFERENCES, result_document
 
 PUBLIC = "public"
 SIGNED_IN = "signed-in"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -74,7 +74,7 @@ def test_staff_upload_via_api_and_page_and_history(app, client, make_user, refer
     _, email, password = make_user(Role.STAFF)
     sign_in(client, email, password)
     token = csrf_token_from(client.get("/benchmarks/").get_data(as_text=True))
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
     for day, bandwidth in enumerate([10500.0, 11200.0, 7600.0]):
         response = client.post("/api/benchmarks/runs", headers={"X-CSRFToken": token},
                                json=result_document(when=start + timedelta(days=day), bandwidth=bandwidth))

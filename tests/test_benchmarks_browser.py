@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,7 +22,7 @@ def test_upload_report_and_history_plot_in_chromium(app, make_user, tmp_path, mo
         "devcluster:*": {"references": {"pingpong/bandwidth/1048576": [10000, -0.2, None, "MB/s"]}}}}))
     monkeypatch.setitem(app.config, "BENCHMARK_REFERENCES_DIR", str(refs))
     _, email, password = make_user(Role.STAFF, name="Rūta Kazlauskienė")
-    start = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 9, 1, tzinfo=UTC)
     with app.app_context():
         for week, bandwidth in enumerate([10400, 11100, 10900, 7500, 11300]):
             ingest_result(result_document(when=start + timedelta(weeks=week), bandwidth=bandwidth), None)

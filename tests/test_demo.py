@@ -96,7 +96,7 @@ def stop_all(demos: list[Demo], failed: bool) -> None:
     for demo in demos:
         try:
             demo.stop()
-        except Exception as exc:  # noqa: BLE001 (reported below, after the other demos stop)
+        except Exception as exc:
             problems.append(f"stopping the demo in {demo.folder}: {exc!r}")
     if problems and not failed:
         raise AssertionError("\n".join(problems))

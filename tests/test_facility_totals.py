@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 
 import psycopg
-import pytest
 from sqlalchemy import text
 
 from portal import create_app

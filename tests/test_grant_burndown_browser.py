@@ -11,10 +11,9 @@ from portal.grants.reconcile import reconcile_site
 from portal.identity.models import Role
 from portal.slurm.types import JobRequest
 from tests.browser import chromium_page, live_server, screenshot, sign_in_in_browser
-from tests.grant_world import cluster_site, partition, person, pool_account, project_with_team, this_year  # noqa: F401
+from tests.grant_world import partition, person, pool_account, project_with_team, this_year
 
 pytestmark = pytest.mark.browser
-pytest_plugins = ["portal.devcluster.pytest_plugin"]
 
 
 def test_burn_down_chart_with_real_usage(app, cluster_site, slurm_cluster, slurm_scheduler):

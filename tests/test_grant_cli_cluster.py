@@ -12,10 +12,7 @@ from portal.grants.requests import ask_for_change
 from portal.identity.models import Role
 from portal.slurm.types import JobRequest
 from tests.conftest import csrf_token_from, sign_in
-from tests.grant_world import (ADAPTERS, cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
-                               slurm_associations, this_year)
-
-pytest_plugins = ["portal.devcluster.pytest_plugin"]
+from tests.grant_world import ADAPTERS, partition, person, pool_account, project_with_team, slurm_associations, this_year
 
 
 def _grant(site, hours: float = 10, real_user: bool = False):
@@ -119,7 +116,10 @@ def test_staff_approval_on_the_web_raises_the_slurm_limit_through_the_service(ap
 def test_two_top_ups_approved_at_the_same_moment_both_reach_slurm(app, cluster_site, slurm_scheduler, make_user,
                                                                   reconciler_service):
     project, grant, pi = _grant(cluster_site, hours=10)
-    account_ready = lambda: slurm_associations(slurm_scheduler, pool_account(grant, "cpu")).get(None, {})  # noqa: E731
+
+    def account_ready():
+        return slurm_associations(slurm_scheduler, pool_account(grant, "cpu")).get(None, {})
+
     wait_for(lambda: account_ready().get("tres") == {"cpu": 600}, 30, "the service to apply the award")
     cpu = partition(cluster_site, "cpu")
     requests = [ask_for_change(grant, pi, reason=f"Więcej {n}", hours=5, partition=cpu).id for n in (1, 2)]

@@ -47,7 +47,7 @@ def together(*actions):
     def run(index, action):
         try:
             results[index] = action()
-        except BaseException as exc:  # noqa: BLE001 (reported to the test below)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]

@@ -38,7 +38,6 @@ def _facility(app, tmp_path, grants: int, *, first: int = 0) -> None:
                                     Partition(name="gpu", resource_kind=ResourceKind.GPU, gpus_per_node=4)]
                 db.session.flush()
             sites.append(site)
-        staff = db.session.scalar(select(User).where(User.email == "staff@facility.example"))
         today = utcnow().date()
         records: dict[int, list[UsageRecord]] = {}
         for n in range(first, first + grants):

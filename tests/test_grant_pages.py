@@ -15,11 +15,11 @@ from portal.grants.records import GrantRequest, RequestStatus, SyncRun
 from portal.grants.summary import refresh_usage_summaries
 from portal.grants.usage import JobUsage
 from portal.identity.models import Role, User
-from portal.mail import deliver_queued
 from portal.projects.models import ProjectRole
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
+from portal.transactions import commit
 from tests.conftest import csrf_token_from, sign_in
 
 
@@ -147,7 +147,6 @@ def test_alerts_go_once_per_threshold_and_resource(app, granted, smtp_server):
         first = send_usage_alerts()  # CPU now 91 %: 50, 75 and 90 in one message
         assert sorted(a.threshold for a in first) == [50, 75, 90]
         assert send_usage_alerts() == []
-        db.session.commit()
-        deliver_queued()
+        commit()  # and then the queued mail goes out
     (message,) = smtp_server.wait_for(1)
     assert "90 % of the core-hours used" in message["Subject"] and "Łódź–Vilnius LLM" in message.get_content()

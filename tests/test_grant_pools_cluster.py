@@ -18,9 +18,7 @@ from portal.grants.reconcile import reconcile_site
 from portal.grants.summary import resource_totals
 from portal.slurm.parsing import parse_pipe_rows, parse_tres
 from portal.slurm.types import JobRequest, JobState
-from tests.grant_world import cluster_site, partition, person, pool_account, project_with_team, this_year  # noqa: F401
-
-pytest_plugins = ["portal.devcluster.pytest_plugin"]
+from tests.grant_world import partition, person, pool_account, project_with_team, this_year
 
 
 def _submit(scheduler, cluster, account: str, user: str, partition_name: str, *, seconds: int, cpus: int = 1,

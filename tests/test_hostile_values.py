@@ -12,7 +12,6 @@ import pytest
 
 from portal.jobs.operations import plan_job
 from portal.jobs.templates import SHIPPED_DIR, load_templates, sbatch_directives
-from tests.test_jobs_fixtures import job_world  # noqa: F401  (fixture)
 
 HOSTILE = [
     "1\n#SBATCH --uid=0",

@@ -278,7 +278,7 @@ def test_mail_is_written_in_each_recipients_language(app, make_user, smtp_server
     """A proposal goes through submission to peer review while the current request is in
     Lithuanian: the invited co-PI chose Polish, the reviewer Lithuanian, the PI nothing; the
     staff office is an address with no account. Each message is in its recipient's language."""
-    from portal.mail import deliver_queued
+    from portal.transactions import commit
     from tests.proposal_support import PROPOSAL_TEXT, review_world
 
     pi_id, pi_email, _ = make_user(Role.PI)
@@ -291,8 +291,7 @@ def test_mail_is_written_in_each_recipients_language(app, make_user, smtp_server
         assert _switch(chooser, locale).status_code == 302
     with app.test_request_context("/", headers={"Accept-Language": "lt"}):
         review_world(pi_id, staff_id, reviewer_id, invitee_email)
-        db.session.commit()
-        deliver_queued()
+        commit()  # and then the queued mail goes out
     smtp_server.wait_for(4)
     title = PROPOSAL_TEXT["title"]
 

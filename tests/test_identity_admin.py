@@ -24,7 +24,6 @@ from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
 from tests.conftest import csrf_token_from, sign_in
-from tests.grant_world import cluster_site  # noqa: F401  (fixture)
 
 ISSUER = "https://proxy.myaccessid.example/"
 PROVIDERS = [{"name": "myaccessid", "label": "MyAccessID", "issuer": ISSUER, "client_id": "portal",

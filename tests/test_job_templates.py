@@ -5,7 +5,6 @@ import pytest
 
 from portal.jobs.operations import job_templates, plan_job
 from portal.jobs.templates import SHIPPED_DIR, load_templates, sbatch_directives
-from tests.test_jobs_fixtures import job_world  # noqa: F401  (fixture)
 
 SHIPPED = ["array", "benchmark", "container", "gpu", "hybrid", "mpi", "multigpu", "openmp", "pytorch", "serial"]
 
@@ -102,7 +101,7 @@ def test_requests_over_limits_are_refused_naming_limit_and_value(app_ctx, job_wo
 
 
 def test_a_request_larger_than_the_grant_left_is_refused_with_both_numbers(app, make_user, tmp_path, monkeypatch):
-    from tests.test_jobs_fixtures import build_job_world
+    from tests.job_world import build_job_world
 
     monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(tmp_path))
     world = build_job_world(app, make_user, hours={"cpu": 1.0, "debug": 1.0, "gpu": 0.1})

@@ -5,7 +5,6 @@ from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
 from portal.jobs.models import SubmittedJob
 from tests.conftest import csrf_token_from, sign_in
-from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 
 
 def test_api_submit_pending_with_reason_then_cancel_and_a_finished_jobs_output(app, cluster_job_world, slurm_scheduler,

@@ -5,7 +5,6 @@ import pytest
 
 from portal.devcluster.pytest_plugin import wait_for
 from tests.browser import chromium_page, live_server, open_job_form, screenshot
-from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 

@@ -16,17 +16,10 @@ import pytest
 from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
 from portal.jobs.models import SubmittedJob
-from portal.jobs.operations import (
-    _user_workdir,
-    job_templates,
-    plan_job,
-    refresh_states,
-    submit_job,
-)
+from portal.jobs.operations import _user_workdir, job_templates, plan_job, refresh_states, submit_job
 from portal.slurm.types import JobRequest, JobState
 from tests.conftest import sign_in
 from tests.test_hostile_values import HOSTILE
-from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 
 MPI_PROGRAM = '''cat > hello_mpi.py <<'EOF'
 import sys

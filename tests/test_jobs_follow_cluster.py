@@ -8,10 +8,8 @@ import subprocess
 from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
 from portal.jobs.models import SubmittedJob
-from portal.jobs.operations import (job_template, jobs_to_follow, plan_job, plan_resubmission, refresh_states,
-                                    resubmit_job, submit_job)
+from portal.jobs.operations import job_template, jobs_to_follow, plan_job, plan_resubmission, refresh_states, resubmit_job, submit_job
 from tests.conftest import csrf_token_from, sign_in
-from tests.test_jobs_fixtures import cluster_job_world  # noqa: F401  (fixture)
 
 # Holds 64 MiB and keeps one of its two CPUs busy for 8 s: longer than Slurm's 5 s memory sampling.
 COMMAND = """python3 -c 'import time

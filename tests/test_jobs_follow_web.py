@@ -2,7 +2,7 @@
 and "submit again with changes" only for people who may see the job."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from portal.extensions import db
 from portal.jobs.models import JobEfficiencyRecord, SubmittedJob
@@ -11,7 +11,6 @@ from portal.jobs.output import output_tails
 from portal.slurm.parsing import efficiency_from_sacct
 from tests.conftest import csrf_token_from
 from tests.test_job_efficiency import FAILED_WITH_STEPS
-from tests.test_jobs_fixtures import job_world  # noqa: F401  (fixture)
 from tests.test_jobs_web import signed_in
 
 
@@ -25,7 +24,7 @@ def _job(app, world, **values) -> int:
                            slurm_job_id="4711", template="serial", job_name=plan.job_name, unix_user=world.unix_user,
                            account=plan.account, workdir=plan.workdir, script=plan.script, parameters=plan.values,
                            max_cost_minutes=plan.cost_minutes, last_state="FAILED",
-                           state_seen_at=datetime.now(timezone.utc).replace(tzinfo=None))
+                           state_seen_at=datetime.now(UTC).replace(tzinfo=None))
         db.session.add(job)
         db.session.commit()
         return job.id

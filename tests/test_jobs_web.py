@@ -5,7 +5,7 @@ from portal.extensions import db
 from portal.jobs.models import SubmittedJob
 from portal.projects.models import ProjectRole
 from tests.conftest import csrf_token_from, sign_in
-from tests.test_jobs_fixtures import add_member_to, job_world, stored_job  # noqa: F401  (fixture)
+from tests.job_world import add_member_to, stored_job
 
 
 def signed_in(app, who):

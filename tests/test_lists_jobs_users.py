@@ -13,7 +13,7 @@ from portal.identity.models import Role, RoleGrant, User
 from portal.jobs.models import SubmittedJob
 from portal.projects.models import Project
 from portal.projects.operations import add_member, create_project
-from portal.sites.models import Partition, ResourceKind, Site
+from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
 from tests.test_grant_list import _client, _queries_for
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.mail import OutgoingMail, deliver_queued, queue_mail, send_pending
+from portal.mail import OutgoingMail, queue_mail, send_pending
+from portal.transactions import commit, roll_back
 
 
 def test_queued_mail_is_sent_after_commit_with_text_intact(app_ctx, smtp_server):
     queue_mail(["pi@example.org"], "Wniosek złożony — Paraiška pateikta", "Dziękujemy, Agnieszka Wiśniewska.")
     assert smtp_server.messages == []  # nothing leaves before the commit
-    db.session.commit()
-    assert deliver_queued() == 1
+    commit()
     message = smtp_server.wait_for(1)[0]
     assert message["Subject"] == "Wniosek złożony — Paraiška pateikta"
     assert "Agnieszka Wiśniewska" in message.get_content()
@@ -21,7 +21,8 @@ def test_queued_mail_is_sent_after_commit_with_text_intact(app_ctx, smtp_server)
 def test_rolled_back_change_sends_nothing(app, client, smtp_server):
     with app.test_request_context():
         queue_mail("x@example.org", "never", "never")
-        db.session.rollback()
+        roll_back()
+        commit()  # a later commit of the same session sends nothing that was rolled back
     assert smtp_server.messages == []
     with app.app_context():
         assert db.session.scalar(select(OutgoingMail)) is None
@@ -31,8 +32,7 @@ def test_mail_refused_by_the_server_waits_in_the_outbox(app, app_ctx, smtp_serve
     working_port = app.config["SMTP_PORT"]
     app.config["SMTP_PORT"] = 1  # nothing listens there
     queue_mail("pi@example.org", "Decision", "Awarded.")
-    db.session.commit()
-    assert deliver_queued() == 0
+    commit()  # the server refuses: the change stays committed, the message waits
     pending = db.session.scalar(select(OutgoingMail))
     assert pending.sent_at is None and pending.attempts == 1 and "SMTP" in pending.last_error
     app.config["SMTP_PORT"] = working_port

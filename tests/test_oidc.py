@@ -7,7 +7,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-import requests
 from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
@@ -17,14 +16,7 @@ from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.identity.models import IdentityLink, Role, User
 from tests.conftest import csrf_token_from
-from tests.oidc_provider import OidcTestProvider
-
-
-@pytest.fixture(scope="session")
-def oidc_provider() -> Iterator[OidcTestProvider]:
-    provider = OidcTestProvider().start()
-    yield provider
-    provider.stop()
+from tests.oidc_provider import OidcTestProvider, provider_answer
 
 
 @pytest.fixture(scope="session")
@@ -44,20 +36,6 @@ def idp(oidc_provider: OidcTestProvider, app) -> Iterator[OidcTestProvider]:
     oidc_provider.reset()
     yield oidc_provider
     oidc_provider.reset()
-
-
-def provider_answer(client, name: str = "test") -> str:
-    """Start signing in and let the provider answer; returns the callback path with code and state."""
-    start = client.get(f"/login/oidc/{name}")
-    assert start.status_code == 302, start.get_data(as_text=True)
-    authorize = start.headers["Location"]
-    query = parse_qs(urlsplit(authorize).query)
-    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0]
-    assert query["state"][0] and query["nonce"][0]
-    answer = requests.get(authorize, allow_redirects=False, timeout=10)
-    assert answer.status_code == 302, answer.text
-    callback = urlsplit(answer.headers["Location"])
-    return f"{callback.path}?{callback.query}"
 
 
 def with_param(path: str, **changes: str) -> str:

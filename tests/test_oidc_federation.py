@@ -33,7 +33,7 @@ from portal.identity.models import IdentityLink, Role, User
 from portal.identity.oidc import ProviderConfigError, parse_providers
 from tests.oidc_provider import OidcTestProvider
 from tests.proposal_support import PROPOSAL_TEXT, make_call, make_site
-from tests.test_oidc import oidc_provider, provider_answer  # noqa: F401 (the session's provider fixture)
+from tests.test_oidc import provider_answer
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTITLEMENT_STAFF = "urn:geant:ai-factory.example.eu:group:staff#aai.example.eu"
@@ -179,8 +179,8 @@ def test_entitlements_map_to_roles_and_a_lost_entitlement_takes_the_role_away(ma
 
 
 def test_an_oidc_pi_with_country_from_claims_submits_to_a_call_for_that_country(make_app, idp):
-    from portal.proposals import operations as ops
     from portal.calls.errors import Problems
+    from portal.proposals import operations as ops
 
     rules = [{"claim": "eduperson_entitlement", "value": "urn:geant:*:res:pi", "role": "pi"}]
     portal = make_app([idp.portal_config(roles=rules, country_from_organisation_domain=True,

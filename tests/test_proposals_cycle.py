@@ -203,7 +203,7 @@ def test_technical_only_cycle_through_the_api(app, make_user, smtp_server):
         call = make_call(cpu, gpu, code="dev-2027", workflow=ReviewWorkflow.TECHNICAL)
         late = ops.create_proposal(call, db.session.get(User, late_pi[0]), PROPOSAL_TEXT, {cpu.id: 10})
         db.session.commit()
-        call_id, cpu_id, gpu_id, late_id = call.id, cpu.id, gpu.id, late.id
+        call_id, gpu_id, late_id = call.id, gpu.id, late.id
 
     client, token = signed_in(app, pi)
     headers = {"X-CSRFToken": token}

@@ -3,6 +3,7 @@ never a server error, whatever the body (see tests/test_api_fuzz.py for the whol
 from __future__ import annotations
 
 import pytest
+
 from portal.extensions import db
 from portal.identity.models import Role, User
 from portal.identity.tokens import TokenScope, create_token

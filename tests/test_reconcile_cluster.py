@@ -8,10 +8,7 @@ from portal.grants.models import GrantStatus
 from portal.grants.operations import add_minutes, create_grant, grants_of, set_grant_status
 from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
 from portal.slurm.accounting import plan
-from tests.grant_world import (ADAPTERS, cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
-                               slurm_associations, this_year)
-
-pytest_plugins = ["portal.devcluster.pytest_plugin"]
+from tests.grant_world import ADAPTERS, partition, person, pool_account, project_with_team, slurm_associations, this_year
 
 
 def app_top(site) -> str:

@@ -7,12 +7,10 @@ import pytest
 from portal.extensions import db
 from portal.grants.operations import create_grant
 from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
-from portal.slurm.accounting import plan
 from portal.slurm import make_scheduler
+from portal.slurm.accounting import plan
 from portal.slurm.cli import CliScheduler
-from tests.grant_world import cluster_site, partition, person, project_with_team, this_year  # noqa: F401
-
-pytest_plugins = ["portal.devcluster.pytest_plugin"]
+from tests.grant_world import partition, person, project_with_team, this_year
 
 
 class StopsDaemonMidway(CliScheduler):

@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.grants.operations import create_grant
 from portal.grants.reconcile import is_pending, reconcile_site
 from portal.slurm import SchedulerCommandFailed
-from tests.grant_world import cluster_site, partition, person, project_with_team, this_year  # noqa: F401
+from tests.grant_world import partition, person, project_with_team, this_year
 
 pytestmark = pytest.mark.slurm
 

@@ -12,7 +12,7 @@ import os
 import pwd
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,7 +86,7 @@ def test_portal_as_an_unprivileged_user_submits_a_members_job_through_slurmrestd
     for path in (token_dir, token_file):
         os.chown(path, service.pw_uid, service.pw_gid)
     account = unique_name("unpriv")
-    began = datetime.now(timezone.utc) - timedelta(minutes=1)
+    began = datetime.now(UTC) - timedelta(minutes=1)
 
     argv = ["setpriv", f"--reuid={service.pw_uid}", f"--regid={service.pw_gid}", "--clear-groups",
             sys.executable, "-c", CHILD, slurm_cluster.rest_url, str(token_file), slurm_cluster.cluster_name,
@@ -113,7 +113,7 @@ def test_portal_as_an_unprivileged_user_submits_a_members_job_through_slurmrestd
         assert output.read_text().split()[:2] == [member, account]
 
         def accounted():
-            records = [r for r in cli.usage(began, datetime.now(timezone.utc) + timedelta(minutes=1), [account])
+            records = [r for r in cli.usage(began, datetime.now(UTC) + timedelta(minutes=1), [account])
                        if r.job_id == job_id and r.state.is_final]
             return records[0] if records else None
 

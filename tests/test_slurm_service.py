@@ -21,10 +21,7 @@ from portal.identity.models import Role
 from portal.slurm.accounting import plan
 from portal.slurm.runner import CommandRunner
 from tests.conftest import csrf_token_from, sign_in
-from tests.grant_world import (cluster_site, partition, person, pool_account, project_with_team,  # noqa: F401
-                               slurm_associations, this_year)
-
-pytest_plugins = ["portal.devcluster.pytest_plugin"]
+from tests.grant_world import partition, person, pool_account, project_with_team, slurm_associations, this_year
 
 
 @pytest.fixture

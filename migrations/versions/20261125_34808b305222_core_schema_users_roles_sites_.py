@@ -1,13 +1,12 @@
 """core schema: users, roles, sites, partitions, projects
 
 Revision ID: 34808b305222
-Revises: 
+Revises:
 Create Date: 2026-11-25 14:50:40.666076
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '34808b305222'

@@ -5,9 +5,8 @@ Revises: e44d875252c2
 Create Date: 2026-11-25 15:03:30.750871
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '60c18d63b393'

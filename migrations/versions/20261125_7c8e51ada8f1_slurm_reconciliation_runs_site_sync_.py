@@ -5,9 +5,8 @@ Revises: b7c1e5a9d3f2
 Create Date: 2026-11-25 15:25:04.957347
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '7c8e51ada8f1'

@@ -5,9 +5,8 @@ Revises: 60c18d63b393
 Create Date: 2026-11-25 15:18:35.642038
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a227236c2c5d'

@@ -5,9 +5,8 @@ Revises: a227236c2c5d
 Create Date: 2026-11-25 15:30:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7c1e5a9d3f2'

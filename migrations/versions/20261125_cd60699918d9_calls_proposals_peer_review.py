@@ -5,9 +5,8 @@ Revises: 7c8e51ada8f1
 Create Date: 2026-11-25 15:26:55.259921
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'cd60699918d9'

@@ -5,9 +5,8 @@ Revises: 34808b305222
 Create Date: 2026-11-25 14:58:54.587112
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'e44d875252c2'

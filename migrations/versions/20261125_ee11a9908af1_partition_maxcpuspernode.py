@@ -5,9 +5,8 @@ Revises: cd60699918d9
 Create Date: 2026-11-25 16:32:27.054550
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'ee11a9908af1'

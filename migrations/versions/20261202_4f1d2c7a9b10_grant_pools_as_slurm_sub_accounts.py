@@ -5,9 +5,8 @@ Revises: ee11a9908af1
 Create Date: 2026-12-02 01:20:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '4f1d2c7a9b10'
 down_revision = 'ee11a9908af1'

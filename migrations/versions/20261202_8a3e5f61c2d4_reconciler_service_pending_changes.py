@@ -5,9 +5,8 @@ Revises: 4f1d2c7a9b10
 Create Date: 2026-12-02 02:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '8a3e5f61c2d4'
 down_revision = '4f1d2c7a9b10'

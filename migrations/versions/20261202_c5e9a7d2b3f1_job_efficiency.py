@@ -5,9 +5,8 @@ Revises: 8a3e5f61c2d4
 Create Date: 2026-12-02 03:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'c5e9a7d2b3f1'
 down_revision = '8a3e5f61c2d4'

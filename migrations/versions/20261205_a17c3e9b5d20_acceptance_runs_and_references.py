@@ -5,9 +5,8 @@ Revises: b3f7a9c1d2e4
 Create Date: 2026-12-05 13:30:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'a17c3e9b5d20'
 down_revision = 'b3f7a9c1d2e4'

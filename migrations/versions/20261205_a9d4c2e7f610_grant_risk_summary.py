@@ -5,11 +5,10 @@ Revises: c5d1e7f3a9b2
 Create Date: 2026-12-05 13:30:00
 
 """
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'a9d4c2e7f610'
 down_revision = 'c5d1e7f3a9b2'
@@ -32,7 +31,7 @@ def upgrade():
     # Fill them from the stored most- and least-used pools, as of today (plain SQL and
     # arithmetic: a migration must not depend on the code of a later release).
     bind = op.get_bind()
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     rows = []
     for grant_id, start, end, high, low in bind.execute(sa.text(
             "SELECT id, start_date, end_date, usage_percent_high, usage_percent_low FROM grants")):

@@ -5,9 +5,8 @@ Revises: e2c4a6b8d0f1
 Create Date: 2026-12-05 13:10:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'b3f7a9c1d2e4'
 down_revision = 'e2c4a6b8d0f1'

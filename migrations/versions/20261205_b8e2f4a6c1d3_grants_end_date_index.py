@@ -7,7 +7,6 @@ Create Date: 2026-12-05 17:30:00
 """
 from alembic import op
 
-
 revision = 'b8e2f4a6c1d3'
 down_revision = 'a9d4c2e7f610'
 branch_labels = None

@@ -5,9 +5,8 @@ Revises: a17c3e9b5d20
 Create Date: 2026-12-05 14:05:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'c5d1e7f3a9b2'
 down_revision = 'a17c3e9b5d20'

@@ -6,9 +6,8 @@ Revises: c5e9a7d2b3f1
 Create Date: 2026-12-05 08:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'd7b1e4f08a21'
 down_revision = 'c5e9a7d2b3f1'

@@ -5,9 +5,8 @@ Revises: d7b1e4f08a21
 Create Date: 2026-12-05 08:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'e2c4a6b8d0f1'
 down_revision = 'd7b1e4f08a21'

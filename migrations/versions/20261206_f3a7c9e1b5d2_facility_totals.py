@@ -13,7 +13,6 @@ statement's transition tables; SQLite: per row), and the page sums those few row
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = 'f3a7c9e1b5d2'
 down_revision = 'b8e2f4a6c1d3'
 branch_labels = None

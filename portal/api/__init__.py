@@ -29,8 +29,7 @@ def init_api(app: Flask) -> None:
     from portal.api import tokens
 
     api.register_blueprint(tokens.blp, url_prefix="/api/tokens")
-    from portal.api import benchmarks, me, projects, sites
-    from portal.api import calls, proposals, reviews
+    from portal.api import benchmarks, calls, me, projects, proposals, reviews, sites
 
     for prefix, module in (("calls", calls), ("proposals", proposals), ("reviews", reviews)):
         api.register_blueprint(module.blp, url_prefix=f"/api/{prefix}")

@@ -6,9 +6,7 @@ from marshmallow import Schema, fields, validate
 from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
 from portal.extensions import db
 from portal.jobs import listing
-from portal.jobs.operations import (JobError, cancel_job, job_template, job_templates, plan_by_ids, submit_job,
-                                    visible_job)
-from portal.jobs.operations import plan_resubmission, resubmit_job
+from portal.jobs.operations import JobError, cancel_job, job_template, job_templates, plan_by_ids, plan_resubmission, resubmit_job, submit_job, visible_job
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError

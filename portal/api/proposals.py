@@ -17,9 +17,8 @@ from portal.extensions import db
 from portal.identity.access import require_role, staff_required
 from portal.identity.models import Role, User
 from portal.projects.models import ProjectRole
-from portal.proposals import decisions
+from portal.proposals import decisions, listing
 from portal.proposals import operations as ops
-from portal.proposals import listing
 from portal.proposals.models import EvidenceFile, Proposal
 from portal.reviews.models import ReviewAssignment
 from portal.reviews.operations import assign_reviewer, submitted_reviews

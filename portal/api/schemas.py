@@ -1,7 +1,6 @@
 from marshmallow import Schema, fields
 
 
-
 class UserSchema(Schema):
     id = fields.Int()
     name = fields.Str()

@@ -7,6 +7,7 @@ from portal.identity.access import staff_required
 from portal.sites.models import Site
 from portal.sites.operations import all_sites, sync_partitions
 from portal.slurm.errors import SchedulerError, SchedulerUnreachable
+from portal.transactions import keep_on_error
 
 blp = Blueprint("api_sites", __name__, description="Hosting sites and their Slurm partitions")
 
@@ -34,9 +35,9 @@ def sync_site(site_id: int):
     try:
         sync_partitions(site)
     except SchedulerUnreachable as exc:
-        db.session.commit()  # keep the error note on the site
+        keep_on_error()  # the error note on the site outlives the error response
         abort(503, message=_("Slurm is unreachable: %(error)s", error=exc))
     except SchedulerError as exc:
-        db.session.commit()
+        keep_on_error()
         abort(502, message=_("Slurm refused: %(error)s", error=exc))
     return site

@@ -8,8 +8,8 @@ from portal.benchmarks.forms import UploadForm
 from portal.benchmarks.models import BenchmarkRun
 from portal.benchmarks.operations import BenchmarkError, ingest_result, latest_runs, metric_history
 from portal.benchmarks.upload import read_result_upload
-from portal.extensions import db
 from portal.clock import utcnow
+from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.web.listing import csv_response, page_request, paginate
 
@@ -64,4 +64,4 @@ def upload():
     return redirect(url_for("benchmarks.run", run_id=stored.id))
 
 
-from portal.benchmarks import views  # noqa: E402,F401  (acceptance runs and references: routes on bp)
+from portal.benchmarks import views  # noqa: E402, F401  (acceptance runs and references: routes on bp)

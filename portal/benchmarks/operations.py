@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -61,7 +62,7 @@ def _parse_timestamp(text: str) -> datetime:
     except ValueError as exc:
         raise InvalidResult([_("timestamp: %(value)s is not an ISO 8601 time", value=text)]) from exc
     if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        when = when.astimezone(UTC).replace(tzinfo=None)
     return when
 
 
@@ -157,5 +158,6 @@ def metric_history(system: str, partition: str, key: str) -> list[HistoryPoint]:
              .where(BenchmarkRun.system == system, BenchmarkRun.partition == partition,
                     BenchmarkMetric.key == key, BenchmarkMetric.mean.is_not(None))
              .order_by(BenchmarkRun.measured_at))
-    return [HistoryPoint(m.run_id, at, m.mean, m.stdev, m.status, m.reference, m.lower_bound, m.upper_bound, m.unit)
+    # cast: the query keeps only metrics with a mean.
+    return [HistoryPoint(m.run_id, at, cast(float, m.mean), m.stdev, m.status, m.reference, m.lower_bound, m.upper_bound, m.unit)
             for m, at in db.session.execute(query)]

@@ -9,14 +9,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
-from portal.benchmarks.acceptance import (AcceptanceError, acceptance_runs, benchmark_choices,
-                                          latest_finished_by_partition, start_acceptance_run)
+from portal.benchmarks.acceptance import AcceptanceError, acceptance_runs, benchmark_choices, latest_finished_by_partition, start_acceptance_run
 from portal.benchmarks.blueprint import bp
 from portal.benchmarks.forms import AdoptForm, DeriveForm, StartRunForm
 from portal.benchmarks.models import AcceptanceRun, BenchmarkReference
-from portal.benchmarks.references import (ReferenceProblem, adopt_reference, adopted_references, history_runs,
-                                          history_systems, method_text, propose_reference, references_of,
-                                          selected_runs)
+from portal.benchmarks.references import ReferenceProblem, adopt_reference, adopted_references, history_runs, history_systems, method_text, propose_reference, references_of, selected_runs
 from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.sites.models import Partition

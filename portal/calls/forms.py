@@ -1,8 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from wtforms import DateField, DateTimeLocalField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.fields.choices import SelectChoice
-from wtforms import (DateField, DateTimeLocalField, IntegerField, SelectField, SelectMultipleField, StringField,
-                     TextAreaField, widgets)
 from wtforms.validators import Optional
 
 from portal.calls.models import ReviewWorkflow, Track

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -67,7 +68,7 @@ def visible_call(user: User, call_id: int) -> Call | None:
 def create_call(*, code: str, title: str, access_mode: AccessMode | None, tracks: list[str],
                 opens_at: datetime | None, closes_at: datetime | None, allocation_start: date | None,
                 allocation_end: date | None, offers: dict[Any, tuple[Any, Any]],
-                review_workflow: ReviewWorkflow | None = None, eligible_countries: list[str] = (),
+                review_workflow: ReviewWorkflow | None = None, eligible_countries: Sequence[str] = (),
                 description: str = "", min_reviewers: int = 2) -> Call:
     """Open a call; ``offers`` maps partition ids to (hours offered, most hours one proposal may ask).
 
@@ -101,6 +102,7 @@ def create_call(*, code: str, title: str, access_mode: AccessMode | None, tracks
         errors["min_reviewers"] = _("Between 0 and 10 reviewers.")
     call_offers = _parse_offers(offers, errors)
     check(errors)
+    assert access_mode is not None  # check() raised otherwise
     call = Call(code=code, title=title.strip(), description=description or "", access_mode=access_mode,
                 review_workflow=review_workflow or access_mode.review_workflow, tracks=",".join(tracks),
                 eligible_countries=",".join(countries), opens_at=opens_at, closes_at=closes_at,

@@ -5,6 +5,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 760, 320

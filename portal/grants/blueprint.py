@@ -3,27 +3,25 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import select
 from wtforms import DateField, DecimalField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, NumberRange, Optional
 
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.grants import listing
 from portal.grants.charts import burn_down_chart
 from portal.grants.models import Grant
 from portal.grants.operations import GrantConflict, GrantError
 from portal.grants.reconcile import is_pending
 from portal.grants.records import GrantRequest
-from portal.grants.requests import (ask_for_change, can_manage, decide_request, final_report_of, open_requests,
-                                    report_due, reports_overview, requests_of, upload_final_report)
-from portal.grants import listing
+from portal.grants.requests import ask_for_change, can_manage, decide_request, final_report_of, open_requests, report_due, reports_overview, requests_of, upload_final_report
 from portal.grants.summary import forecast, jobs_of, resource_totals, usage_by_member
 from portal.identity.access import staff_required
 from portal.sites.models import Partition, ResourceKind

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.sites.models import Site
+from portal.transactions import commit, roll_back
 
 slurm_cli = AppGroup("slurm", help="Make Slurm enforce the grants; read usage back.")
 
@@ -32,7 +33,7 @@ def sync(names: tuple[str, ...], dry_run: bool):
     if not dry_run:
         for grant in expire_due_grants():
             click.echo(f"Grant {grant.id} ({grant.project.code}) expired on {grant.end_date}.")
-        db.session.commit()
+        commit()
     failed = 0
     for site in _sites(names):
         outcome = reconcile_site(site, dry_run=dry_run, full=True)
@@ -70,22 +71,21 @@ def ingest(names: tuple[str, ...]):
     """Read new job usage from each site's Slurm accounting into the ledger."""
     from portal.grants.alerts import send_usage_alerts
     from portal.grants.ingest import ingest_site
-    from portal.mail import deliver_queued
     from portal.slurm.errors import SchedulerError
 
     failed = 0
     for site in _sites(names):
         bar_holder: dict = {}
 
-        def start_bar(records, site=site):
+        def start_bar(records, site=site, bar_holder=bar_holder):
             bar_holder["bar"] = click.progressbar(length=len(records), label=f"{site.name}: storing jobs",
                                                   show_pos=True)
             bar_holder["bar"].__enter__()
 
         try:
-            result = ingest_site(site, on_records=start_bar, progress=lambda n: bar_holder["bar"].update(n))
+            result = ingest_site(site, on_records=start_bar, progress=lambda n, held=bar_holder: held["bar"].update(n))
         except SchedulerError as exc:
-            db.session.rollback()
+            roll_back()
             failed += 1
             click.echo(f"{site.name}: FAILED: {exc}", err=True)
             continue
@@ -93,8 +93,7 @@ def ingest(names: tuple[str, ...]):
             if "bar" in bar_holder:
                 bar_holder["bar"].__exit__(None, None, None)
         alerts = send_usage_alerts()
-        db.session.commit()
-        deliver_queued()
+        commit()
         click.echo(f"{site.name}: {result.records} job(s) read, {result.charged} charged to a grant,"
                    f" {len(alerts)} alert(s) sent")
     if failed:
@@ -112,7 +111,7 @@ def drift_report(names: tuple[str, ...], remove: bool):
 
     for site in _sites(names):
         found = drift(desired_state(site), read_actual(site, scheduler_for(site)))
-        db.session.commit()  # pool account names given by desired_state
+        commit()  # pool account names given by desired_state
         click.echo(f"{site.name}: {len(found.accounts)} account(s), {len(found.associations)} user association(s)"
                    f" not in the portal; {len(found.limits) + len(found.user_limits)} limit(s) changed by hand")
         for spec in found.accounts:

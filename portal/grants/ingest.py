@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 
@@ -73,7 +73,7 @@ class _Charger:
 def _naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _row(site_id: int, record: UsageRecord, allocation_id: int | None) -> dict:
@@ -160,4 +160,4 @@ def _first_grant_start(site: Site) -> datetime:
     first = db.session.scalar(select(Grant.start_date).join(GrantAllocation).join(Partition)
                               .where(Partition.site_id == site.id).order_by(Grant.start_date).limit(1))
     day = first or utcnow().date()
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -7,6 +7,7 @@ a steady pace) comes from the usage summaries kept on grants and allocations
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from sqlalchemy import Integer, Select, and_, cast, exists, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import joinedload, selectinload
 

@@ -24,13 +24,13 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation
 from portal.grants.records import PendingChange, SiteSyncState, SyncAction, SyncRun
-from portal.slurm.accounting import (AccountSpec, ActualState, Command, Drift, SlurmState, actual_state, drift,
-                                     plan)
 from portal.projects.models import Project
 from portal.sites.models import Partition, Site
 from portal.sites.operations import ABSENT
 from portal.slurm import names
+from portal.slurm.accounting import AccountSpec, ActualState, Command, Drift, SlurmState, actual_state, drift, plan
 from portal.slurm.errors import SchedulerError
+from portal.transactions import require_clean_session, roll_back, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +204,10 @@ def retry_delay(attempts: int) -> timedelta:
 
 def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_drift: bool = False,
                    full: bool | None = None, only_pending: bool = False, today: date | None = None) -> SyncOutcome:
-    """Bring Slurm on ``site`` to the desired state; record the run. Commits: it is one unit of
-    work of its own (it talks to Slurm between its reads and its writes).
+    """Bring Slurm on ``site`` to the desired state; record the run. One unit of work of the
+    reconciler (it talks to Slurm between its reads and its writes), so it owns its
+    transactions: called with changes not yet committed it raises UnfinishedWork rather than
+    commit them as a side effect.
 
     ``full`` (default: when a whole-site change waits, when drift is to be removed, or when
     nothing waits) reads and plans the whole site and counts the drift; otherwise only the
@@ -214,65 +216,63 @@ def reconcile_site(site: Site, scheduler=None, *, dry_run: bool = False, remove_
     site's state (attempts, next retry), and the changes stay pending.
     """
     scheduler = _scheduler(site, scheduler)
-    db.session.commit()  # the lock's transaction must not carry the caller's half-done work
+    require_clean_session()  # the lock's transaction must not carry the caller's half-done work
     # Names first, in a short transaction of their own: the run's transaction then writes
     # nothing until Slurm has answered (SQLite would otherwise block every writer meanwhile).
     db.session.info["slurm_reconciling"] = True
     try:
-        name_pool_accounts(site)
-        db.session.commit()
+        with unit_of_work():
+            name_pool_accounts(site)
     finally:
         db.session.info.pop("slurm_reconciling", None)
     state = site_state(site, lock=True)
     if state is None:
-        db.session.rollback()
+        roll_back()
         return SyncOutcome(None, [])
     waiting = list(db.session.execute(select(PendingChange.id, PendingChange.project_id)
                                       .where(PendingChange.site_id == site.id)))
     if only_pending and not waiting:
-        db.session.rollback()
+        roll_back()
         return SyncOutcome(None, [])
     if full is None:
         full = remove_drift or not waiting or any(project is None for _, project in waiting)
     projects = None if full else {project for _, project in waiting}
     db.session.info["slurm_reconciling"] = True
     try:
-        desired = desired_state(site, today, projects)
-        run = SyncRun(site_id=site.id, started_at=utcnow(), dry_run=dry_run)
-        db.session.add(run)
-        commands: list[Command] = []
-        try:
-            scope = None if full else sorted(desired.accounts)
-            actual = read_actual(site, scheduler, scope)
-            run.sacctmgr_calls = 1
-            if full and not dry_run:
-                state.drift_found = _drift_size(drift(desired, actual))
-                state.last_full_at = run.started_at
-            changes = plan(desired, actual, site.slurm_cluster, remove_drift=remove_drift)
-            commands = changes.commands()
-            run.actions = [SyncAction(kind=c.kind, command=str(c)) for c in commands]
-            if not dry_run and changes:
-                run.sacctmgr_calls += scheduler.apply_accounting(changes)
-                # Trust, then verify: a half-applied change shows up here, not as garbage later.
-                left = plan(desired, read_actual(site, scheduler, scope), site.slurm_cluster, remove_drift=remove_drift)
-                run.sacctmgr_calls += 1
-                if left:
-                    raise NotConverged(f"{len(left.commands())} change(s) still differ after applying,"
-                                       f" e.g. {left.commands()[0]}")
-                if remove_drift:
-                    state.drift_found = 0
-            run.succeeded = True
-        except SchedulerError as exc:
-            run.error = str(exc)[:2000]
-            log.warning("slurm sync of %s failed: %s", site.name, exc)
-        run.finished_at = utcnow()
-        if not dry_run:
-            _record_outcome(site, state, run, commands, [change_id for change_id, _ in waiting])
-        db.session.flush()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()  # e.g. SIGTERM's exception: nothing half-recorded, the changes stay pending
-        raise
+        # Any exception (SIGTERM's included) rolls the run back: nothing half-recorded, the
+        # changes stay pending.
+        with unit_of_work():
+            desired = desired_state(site, today, projects)
+            run = SyncRun(site_id=site.id, started_at=utcnow(), dry_run=dry_run)
+            db.session.add(run)
+            commands: list[Command] = []
+            try:
+                scope = None if full else sorted(desired.accounts)
+                actual = read_actual(site, scheduler, scope)
+                run.sacctmgr_calls = 1
+                if full and not dry_run:
+                    state.drift_found = _drift_size(drift(desired, actual))
+                    state.last_full_at = run.started_at
+                changes = plan(desired, actual, site.slurm_cluster, remove_drift=remove_drift)
+                commands = changes.commands()
+                run.actions = [SyncAction(kind=c.kind, command=str(c)) for c in commands]
+                if not dry_run and changes:
+                    run.sacctmgr_calls += scheduler.apply_accounting(changes)
+                    # Trust, then verify: a half-applied change shows up here, not as garbage later.
+                    left = plan(desired, read_actual(site, scheduler, scope), site.slurm_cluster, remove_drift=remove_drift)
+                    run.sacctmgr_calls += 1
+                    if left:
+                        raise NotConverged(f"{len(left.commands())} change(s) still differ after applying,"
+                                           f" e.g. {left.commands()[0]}")
+                    if remove_drift:
+                        state.drift_found = 0
+                run.succeeded = True
+            except SchedulerError as exc:
+                run.error = str(exc)[:2000]
+                log.warning("slurm sync of %s failed: %s", site.name, exc)
+            run.finished_at = utcnow()
+            if not dry_run:
+                _record_outcome(site, state, run, commands, [change_id for change_id, _ in waiting])
     finally:
         db.session.info.pop("slurm_reconciling", None)
     return SyncOutcome(run, commands)

@@ -32,9 +32,10 @@ from sqlalchemy.engine import make_url
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.records import SiteSyncState
 from portal.grants.reconcile import WAKE_CHANNEL, pending_sites, reconcile_site
+from portal.grants.records import SiteSyncState
 from portal.sites.models import Site
+from portal.transactions import commit, roll_back
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,10 @@ class ReconcilerService:
             try:
                 duty()
             except ServiceStopping:
-                db.session.rollback()
+                roll_back()
                 raise
             except Exception:
-                db.session.rollback()
+                roll_back()
                 log.exception("reconciler service: %s failed; retrying later", name)
             finally:
                 self._busy = False
@@ -163,7 +164,7 @@ class ReconcilerService:
         if self._listener is not None:
             try:
                 self._listener.close()  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - closing a broken connection
+            except Exception:
                 pass
             self._listener = None
 
@@ -187,14 +188,14 @@ class ReconcilerService:
         jobs = jobs_to_follow()  # unfinished ones, and ended ones whose efficiency is not read yet
         if jobs:
             problem = refresh_states(jobs)
-            db.session.commit()
+            commit()
             if problem:
                 log.warning("reconciler service: job states: %s", problem)
         # Acceptance runs started from the benchmarks page: queued, running, failed or silent.
         from portal.benchmarks.acceptance import follow_acceptance_runs
 
         problem = follow_acceptance_runs()
-        db.session.commit()
+        commit()
         if problem:
             log.warning("reconciler service: acceptance runs: %s", problem)
 
@@ -207,25 +208,23 @@ class ReconcilerService:
         from portal.grants.alerts import send_usage_alerts
         from portal.grants.ingest import ingest_site
         from portal.grants.operations import expire_due_grants
-        from portal.mail import deliver_queued
         from portal.slurm.errors import SchedulerError
 
         for grant in expire_due_grants():
             self.echo(f"grant {grant.id} ({grant.project.code}) expired on {grant.end_date}")
-        db.session.commit()
+        commit()
         for site in db.session.scalars(select(Site).order_by(Site.name)):
             try:
                 result = ingest_site(site)
             except SchedulerError as exc:
-                db.session.rollback()
+                roll_back()
                 log.warning("reconciler service: usage of %s not read: %s", site.name, exc)
                 continue
-            db.session.commit()
+            commit()
             if result.records:
                 self.echo(f"{site.name}: {result.records} job record(s) read, {result.charged} charged")
         send_usage_alerts()
-        db.session.commit()
-        deliver_queued()
+        commit()
 
     def full_pass(self) -> None:
         for site in list(db.session.scalars(select(Site).order_by(Site.name))):
@@ -238,4 +237,4 @@ class ReconcilerService:
         from portal.grants.summary import refresh_usage_summaries
 
         refresh_usage_summaries()
-        db.session.commit()
+        commit()

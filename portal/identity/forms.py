@@ -1,7 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, EmailField, HiddenField, IntegerField, PasswordField, SelectField,
-                     SelectMultipleField, StringField, widgets)
+from wtforms import BooleanField, EmailField, HiddenField, IntegerField, PasswordField, SelectField, SelectMultipleField, StringField, widgets
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
 

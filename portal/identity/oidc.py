@@ -369,7 +369,7 @@ def finish_sign_in(provider: OidcProvider) -> SignInResult:
     client = _client(provider)
     try:
         token = client.authorize_access_token(claims_options=claims_options, leeway=provider.leeway)
-    except Exception as exc:  # noqa: BLE001 — every failure is a refusal; _reason names the known ones
+    except Exception as exc:
         raise _reason(provider, exc) from exc
     claims = token.get("userinfo")
     if not claims:

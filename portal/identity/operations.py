@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.audit.operations import record
 from portal.clock import utcnow
-from portal.formatting import format_moment
 from portal.extensions import db
+from portal.formatting import format_moment
 from portal.identity.models import IdentityLink, Role, User
 
 log = logging.getLogger(__name__)

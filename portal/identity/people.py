@@ -16,8 +16,7 @@ from portal.identity import oidc
 from portal.identity.access import admin_required, staff_required
 from portal.identity.forms import ConfirmForm, DisableUserForm, LinkIdentityForm, UnlinkIdentityForm, UserRolesForm
 from portal.identity.models import Role, RoleGrant, User
-from portal.identity.operations import (AccountError, country_name, disable_user, enable_user, link_identity,
-                                        profile_from_provider, unlink_identity, update_user_roles, verify_profile)
+from portal.identity.operations import AccountError, country_name, disable_user, enable_user, link_identity, profile_from_provider, unlink_identity, update_user_roles, verify_profile
 from portal.web.listing import PageRequest, csv_response, matches_any, page_request, paginate
 
 bp = Blueprint("people", __name__, url_prefix="/admin/users")

@@ -9,12 +9,24 @@ from flask_wtf import FlaskForm
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.access import staff_required
+from portal.jobs import listing
 from portal.jobs.efficiency import efficiency_facts
 from portal.jobs.forms import PREFIX, job_form
-from portal.jobs import listing
-from portal.jobs.operations import (JobError, cancel_job, hours_text, job_template, job_templates, limits_text,
-                                    offered_partitions, plan_job, submit_job, submittable_projects, visible_job)
-from portal.jobs.operations import resubmission_values, resubmit_job
+from portal.jobs.operations import (
+    JobError,
+    cancel_job,
+    hours_text,
+    job_template,
+    job_templates,
+    limits_text,
+    offered_partitions,
+    plan_job,
+    resubmission_values,
+    resubmit_job,
+    submit_job,
+    submittable_projects,
+    visible_job,
+)
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError

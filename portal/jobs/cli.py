@@ -7,15 +7,28 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.identity.models import User
-from portal.jobs.operations import (JobError, JobPlan, cancel_job, hours_text, job_template, job_templates, jobs_visible_to,
-                                    plan_job, refresh_states, submit_job, visible_job)
 from portal.jobs.efficiency import efficiency_facts
 from portal.jobs.models import SubmittedJob
-from portal.jobs.operations import plan_resubmission, resubmit_job
+from portal.jobs.operations import (
+    JobError,
+    JobPlan,
+    cancel_job,
+    hours_text,
+    job_template,
+    job_templates,
+    jobs_visible_to,
+    plan_job,
+    plan_resubmission,
+    refresh_states,
+    resubmit_job,
+    submit_job,
+    visible_job,
+)
 from portal.jobs.output import output_tails
 from portal.projects.models import Project
 from portal.sites.models import Partition, Site
 from portal.slurm.errors import SchedulerError
+from portal.transactions import commit
 
 jobs_cli = AppGroup("jobs", help="Job templates and jobs submitted through the portal.")
 
@@ -119,7 +132,7 @@ def submit(template, email, project_code, partition_name, settings, job_name):
         job = submit_job(plan, user)
     except (JobError, SchedulerError) as exc:
         raise click.ClickException(f"Not submitted: {exc}") from None
-    db.session.commit()
+    commit()
     click.echo(f"Submitted job {job.slurm_job_id} (portal job {job.id}) in {job.workdir}")
 
 
@@ -129,7 +142,7 @@ def list_jobs(email: str):
     """Jobs the user may see, with the state Slurm reports now."""
     jobs = jobs_visible_to(_user(email))
     problem = refresh_states(jobs)
-    db.session.commit()
+    commit()
     for job in jobs:
         reason = f" ({job.last_reason})" if job.last_reason else ""
         click.echo(f"{job.id:6} {job.slurm_job_id:>10} {job.last_state:12} {job.template:10} "
@@ -148,7 +161,7 @@ def cancel(job_id: int, email: str):
         cancel_job(job, user)
     except (JobError, SchedulerError) as exc:
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
+    commit()
     click.echo(f"Cancelled job {job.slurm_job_id}")
 
 
@@ -204,5 +217,5 @@ def resubmit(job_id: int, email: str, settings, job_name, dry_run: bool):
         job = resubmit_job(plan, user, source)
     except (JobError, SchedulerError) as exc:
         raise click.ClickException(f"Not submitted: {exc}") from None
-    db.session.commit()
+    commit()
     click.echo(f"Submitted job {job.slurm_job_id} (portal job {job.id}) like job {source.slurm_job_id}, in {job.workdir}")

@@ -2,9 +2,8 @@
 show the same lines; the API gives the numbers (see :class:`portal.slurm.types.JobEfficiency`)."""
 from __future__ import annotations
 
-from flask_babel import format_decimal, format_percent
+from flask_babel import format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from portal.slurm.types import JobEfficiency
 

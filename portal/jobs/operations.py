@@ -9,15 +9,16 @@ import os
 import pwd
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from portal.audit.operations import record
 from portal.extensions import db
@@ -26,7 +27,7 @@ from portal.grants.operations import active_allocation
 from portal.grants.usage import pool_balance
 from portal.identity.models import User
 from portal.jobs.limits import Resources, limit_problems, live_problems, resources_for
-from portal.jobs.models import SubmittedJob
+from portal.jobs.models import JobEfficiencyRecord, SubmittedJob
 from portal.jobs.schema import ParamError
 from portal.jobs.templates import SHIPPED_DIR, JobTemplate, TemplateProblem, load_templates, render_script
 from portal.projects.models import Membership, Project
@@ -371,12 +372,6 @@ def submit_job(plan: JobPlan, user: User) -> SubmittedJob:
 
 
 # ---- following --------------------------------------------------------------------------------
-from collections.abc import Mapping  # noqa: E402  (this part's own imports)
-from datetime import timedelta  # noqa: E402
-
-from sqlalchemy import and_, or_  # noqa: E402
-
-from portal.jobs.models import JobEfficiencyRecord  # noqa: E402
 
 # How long after a job ended the portal keeps asking accounting for its efficiency (accounting
 # usually has it within seconds; a step left "RUNNING" by a failed node never completes).
@@ -415,7 +410,7 @@ def _combined(job: SubmittedJob, statuses: list[JobStatus]) -> tuple[str, str | 
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _wants_efficiency(job: SubmittedJob, now: datetime) -> bool:

@@ -218,7 +218,7 @@ def _line_of(text: str, needle: str) -> int | None:
     return text.count("\n", 0, index) + 1 if index >= 0 else None
 
 
-def render_script(template: JobTemplate, header: list[tuple[str, str]], values: dict[str, Any],
+def render_script(template: JobTemplate, header: list[tuple[str, str | None]], values: dict[str, Any],
                   context: dict[str, Any]) -> str:
     """The whole script: ``#!``, the given #SBATCH options, the portal's first command, env
     exports, then the body.

@@ -4,7 +4,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import g, has_app_context
 from flask_babel import force_locale
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.mail.smtp import MailError, send_message
+from portal.transactions import after_commit, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ def queue_mail(to: list[str] | str, subject: str, body: str) -> OutgoingMail:
     mail = OutgoingMail(to_addresses=", ".join(recipients), subject=subject[:300], body=body)
     db.session.add(mail)
     db.session.flush()
-    if has_app_context():
-        g.setdefault("queued_mail_ids", []).append(mail.id)
+    after_commit(lambda: _deliver_ids([mail.id]))
     return mail
 
 
@@ -65,27 +64,27 @@ def _locale_of_address(address: str) -> str:
 
 
 def _deliver(mails: list[OutgoingMail]) -> int:
+    """Send each message and record the attempts, in one unit of work of its own: the rows
+    send_pending locked stay locked until every one is recorded, so no other worker sends
+    them meanwhile."""
     sent = 0
-    for mail in mails:
-        mail.attempts += 1
-        try:
-            send_message([a.strip() for a in mail.to_addresses.split(",")], mail.subject, mail.body)
-        except MailError as exc:
-            mail.last_error = str(exc)
-            log.warning("mail %s not sent (attempt %d): %s", mail.id, mail.attempts, exc)
-        else:
-            mail.sent_at = utcnow()
-            mail.last_error = None
-            sent += 1
-    db.session.commit()
+    with unit_of_work():
+        for mail in mails:
+            mail.attempts += 1
+            try:
+                send_message([a.strip() for a in mail.to_addresses.split(",")], mail.subject, mail.body)
+            except MailError as exc:
+                mail.last_error = str(exc)
+                log.warning("mail %s not sent (attempt %d): %s", mail.id, mail.attempts, exc)
+            else:
+                mail.sent_at = utcnow()
+                mail.last_error = None
+                sent += 1
     return sent
 
 
-def deliver_queued() -> int:
-    """Send what this request or command queued. Call only after its transaction committed."""
-    ids = g.pop("queued_mail_ids", []) if has_app_context() else []
-    if not ids:
-        return 0
+def _deliver_ids(ids: list[int]) -> int:
+    """Send the given queued messages (after the transaction that queued them committed)."""
     mails = db.session.scalars(select(OutgoingMail).where(OutgoingMail.id.in_(ids),
                                                           OutgoingMail.sent_at.is_(None))).all()
     return _deliver(list(mails))

@@ -34,7 +34,7 @@ class MaildirHandler:
     def __init__(self, path: Path):
         self.box = mailbox.Maildir(str(path), create=True)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         self.box.add(envelope.original_content or envelope.content)
         return "250 Message accepted for delivery"
 
@@ -75,12 +75,11 @@ def caught_messages(limit: int = SHOWN) -> tuple[int, list[CaughtMail]]:
 
 def serve(host: str, port: int, path: Path) -> None:
     """Run the sink until SIGTERM or SIGINT."""
+    import logging
     import signal
     import threading
 
     from aiosmtpd.controller import Controller
-
-    import logging
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     path.parent.mkdir(parents=True, exist_ok=True)  # the instance folder, on a first start

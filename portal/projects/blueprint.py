@@ -3,9 +3,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from portal.projects.models import ProjectRole
 from portal.clock import utcnow
 from portal.projects import listing
+from portal.projects.models import ProjectRole
 from portal.projects.operations import TeamError, add_member_by_email, remove_member, visible_project
 from portal.web.listing import csv_response, page_request, paginate
 

@@ -62,7 +62,8 @@ def add_member_by_email(project: Project, actor: User, email: str, role: Project
     if user is None:
         raise TeamError(_("No one with the e-mail address %(email)s has signed in to the portal yet.",
                           email=(email or "").strip()[:254]))
-    if project.membership_of(user) is not None and project.membership_of(user).role is ProjectRole.PI:
+    current = project.membership_of(user)
+    if current is not None and current.role is ProjectRole.PI:
         raise TeamError(_("%(name)s is the project's PI.", name=user.name))
     membership = add_member(project, user, role)
     record("project.member_added", actor, f"project:{project.code}", {"user": user.email, "role": role.value})

@@ -13,8 +13,8 @@ from portal.formatting import format_number
 from portal.identity.access import require_role
 from portal.identity.models import Role
 from portal.projects.models import ProjectRole
-from portal.proposals import operations as ops
 from portal.proposals import listing
+from portal.proposals import operations as ops
 from portal.proposals.forms import ActionForm, InviteForm, ProposalForm, ReplyForm
 from portal.web.listing import csv_response, page_request, paginate
 
@@ -204,7 +204,7 @@ def invitation(token: str):
     return render_template("proposals/invitation.html", invitation=found, form=form)
 
 
-from portal.proposals import staff_views  # noqa: E402,F401  (registers the staff steps on bp)
+from portal.proposals import staff_views  # noqa: E402, F401  (registers the staff steps on bp)
 
 
 @bp.app_errorhandler(413)

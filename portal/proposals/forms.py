@@ -1,9 +1,9 @@
 """Forms of the proposal pages. They check types and CSRF; the rules live in the operations."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms.fields.choices import SelectChoice
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, EmailField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from portal.projects.models import ProjectRole

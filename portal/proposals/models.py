@@ -12,8 +12,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.calls.models import Call, Track
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.identity.models import User, enum_column
 from portal.grants.models import Grant
+from portal.identity.models import User, enum_column
 from portal.projects.models import Project, ProjectRole
 from portal.sites.models import Partition
 

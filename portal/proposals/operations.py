@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.calls.errors import Problems, check, parse_hours
@@ -55,9 +55,10 @@ def claim_state(proposal: Proposal, state: ProposalState) -> ProposalState:
     and updates nothing. The state loaded earlier is never written back blindly.
     """
     read, now = proposal.state, utcnow()
-    moved = db.session.execute(
+    result = db.session.execute(
         update(Proposal).where(Proposal.id == proposal.id, Proposal.state == read)
-        .values(state=state, updated_at=now).execution_options(synchronize_session=False)).rowcount
+        .values(state=state, updated_at=now).execution_options(synchronize_session=False))
+    moved = cast("CursorResult[Any]", result).rowcount  # an UPDATE's result counts its rows
     if moved != 1:
         changed_meanwhile(proposal)
     # What the UPDATE stored, without marking the proposal changed (no second UPDATE at the flush).
@@ -70,7 +71,7 @@ def changed_meanwhile(proposal: Proposal):
     """Refuse a step because the proposal's state changed since it was read (HTTP 409)."""
     now = db.session.scalar(select(Proposal.state).where(Proposal.id == proposal.id))
     raise Problems({"": _("Someone else changed this proposal meanwhile: it is now %(state)s. Nothing was changed; "
-                          "reload the proposal and try again if still needed.", state=now.label)}, conflict=True)
+                          "reload the proposal and try again if still needed.", state=now.label if now else "")}, conflict=True)
 
 
 def history_for(proposal: Proposal, user: User) -> list[ProposalEvent]:

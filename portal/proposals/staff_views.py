@@ -9,8 +9,7 @@ from portal.identity.access import staff_required
 from portal.identity.models import User
 from portal.proposals import decisions
 from portal.proposals.blueprint import _after, bp
-from portal.proposals.forms import (ActionForm, AdmissibilityForm, AssignForm, AwardForm, RejectForm,
-                                    TechnicalForm)
+from portal.proposals.forms import ActionForm, AdmissibilityForm, AssignForm, AwardForm, RejectForm, TechnicalForm
 from portal.proposals.models import Proposal
 from portal.reviews.operations import assign_reviewer, reviewers_available, reviews_of
 

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms.fields.choices import SelectChoice
 from wtforms import SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 SCORES = [SelectChoice("", "—")] + [SelectChoice(str(n), str(n)) for n in range(1, 6)]
 

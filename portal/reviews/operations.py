@@ -163,7 +163,7 @@ def committee_ranking(call: Call) -> tuple[list[RankedProposal], dict[int, Parti
                                                           Proposal.state.in_(RANKED_STATES))).unique()
     rows = []
     for proposal in proposals:
-        scores = [r.mean_score for r in submitted_reviews(proposal)]
+        scores = [r.mean_score for r in submitted_reviews(proposal) if r.mean_score is not None]
         rows.append(RankedProposal(proposal, sum(scores) / len(scores) if scores else None,
                                    {r.partition_id: r.requested_minutes for r in proposal.requests},
                                    recommended={r.partition_id: r.recommended_minutes for r in proposal.requests}))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -69,7 +69,7 @@ def sync_partitions(site: Site, scheduler: Scheduler | None = None) -> list[Part
     re-raised for the caller to show; the partitions keep their last known limits.
     """
     scheduler = scheduler or scheduler_for(site)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     try:
         infos = scheduler.partitions()
     except SchedulerError as exc:
@@ -100,7 +100,7 @@ def refresh_partition_limits(site: Site, scheduler: Scheduler | None = None) -> 
     answer and the last known limits (of when) were used.
     """
     ttl = float(current_app.config.get("PARTITION_LIMITS_TTL", 30))
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     oldest = min((p.synced_at for p in site.partitions if p.synced_at), default=None)
     if oldest is not None and (now - oldest).total_seconds() < ttl:
         return None

@@ -8,10 +8,8 @@ import importlib
 from typing import Any
 
 from portal.slurm.base import Scheduler
-from portal.slurm.errors import (InvalidName, SchedulerCommandFailed, SchedulerError,
-                                 SchedulerUnreachable)
-from portal.slurm.types import (AccountInfo, AssociationInfo, JobRequest, JobState,
-                                JobStatus, PartitionInfo, UsageRecord, job_state_from_slurm)
+from portal.slurm.errors import InvalidName, SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
+from portal.slurm.types import AccountInfo, AssociationInfo, JobRequest, JobState, JobStatus, PartitionInfo, UsageRecord, job_state_from_slurm
 
 # Adapters are named as "module:Class" and imported on first use, so an adapter with heavy
 # or optional dependencies costs nothing until configuration asks for it.

@@ -161,9 +161,9 @@ def _user_groups(assocs: Iterable[Assoc]) -> list[tuple[list[str], list[str], st
     for (account, partition), users in by_key.items():
         by_users[(frozenset(users), partition)].append(account)
     groups = []
-    for (users, partition), accounts in sorted(by_users.items(), key=lambda item: (sorted(item[1]), item[0][1])):
+    for (user_set, partition), accounts in sorted(by_users.items(), key=lambda item: (sorted(item[1]), item[0][1])):
         for account_chunk in _chunks(accounts):
-            for user_chunk in _chunks(users):
+            for user_chunk in _chunks(user_set):
                 groups.append((account_chunk, user_chunk, partition))
     return groups
 

@@ -6,10 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
-                                JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
-
-from portal.slurm.types import JobEfficiency
+from portal.slurm.types import AccountInfo, AccountUsage, AssociationInfo, JobEfficiency, JobRequest, JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord
 
 if TYPE_CHECKING:
     from portal.slurm.accounting import Plan
@@ -131,7 +128,7 @@ class Scheduler(abc.ABC):
         """Whether the controller would accept jobs for (account, user) now."""
         return True
 
-    def wait_for_association(self, account: str, user: str, timeout: float = 30) -> None:
+    def wait_for_association(self, account: str, user: str, timeout: float = 30) -> None:  # noqa: B027 (optional)
         """Block until the controller will accept jobs for (account, user).
 
         Accounting changes reach the controller a moment after they are stored; adapters

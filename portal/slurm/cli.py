@@ -9,22 +9,31 @@ import re
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from portal.slurm import names
 from portal.slurm.accounting import Plan, limit_args
 from portal.slurm.base import Scheduler, select_jobs
 from portal.slurm.errors import SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
-from portal.slurm.parsing import (QOS_FIELDS, SACCT_FIELDS, account_usage_from_assoc_mgr, jobs_from_sacct,
-                                  jobs_from_squeue_json, node_features_from_sinfo, parse_int,
-                                  parse_pipe_rows, parse_tres, partitions_from_scontrol, qos_from_sacctmgr,
-                                  usage_from_sacct)
-from portal.slurm.parsing import EFFICIENCY_FIELDS, efficiency_from_sacct
+from portal.slurm.parsing import (
+    EFFICIENCY_FIELDS,
+    QOS_FIELDS,
+    SACCT_FIELDS,
+    account_usage_from_assoc_mgr,
+    efficiency_from_sacct,
+    jobs_from_sacct,
+    jobs_from_squeue_json,
+    node_features_from_sinfo,
+    parse_int,
+    parse_pipe_rows,
+    parse_tres,
+    partitions_from_scontrol,
+    qos_from_sacctmgr,
+    usage_from_sacct,
+)
 from portal.slurm.runner import CommandRunner
-from portal.slurm.types import JobEfficiency
-from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobRequest,
-                                JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
+from portal.slurm.types import AccountInfo, AccountUsage, AssociationInfo, JobEfficiency, JobRequest, JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord
 
 # sacctmgr reports "nothing to do" on stdout with a non-zero status; for us that is success.
 IDEMPOTENT = ("Nothing new added", "Nothing deleted", "Nothing modified")
@@ -35,7 +44,7 @@ _JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 def _sacct_time(moment: datetime) -> str:
     # Clients run with TZ=UTC, so aware datetimes are converted and naive ones taken as UTC.
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 

@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from portal.slurm.types import NodeFeatures, QosInfo
-from portal.slurm.types import (AccountUsage, JobState, JobStatus, PartitionInfo, UsageRecord,
-                                job_state_from_slurm)
-from portal.slurm.types import JobEfficiency
+from portal.slurm.types import AccountUsage, JobEfficiency, JobState, JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord, job_state_from_slurm
 
 _UNSET = {"", "none", "unknown", "n/a", "(null)", "unlimited", "infinite", "partition_limit"}
 _DURATION = re.compile(
@@ -64,10 +61,10 @@ def parse_slurm_duration(text: str) -> int | None:
 def parse_slurm_time(text: object) -> datetime | None:
     """An ISO timestamp printed with TZ=UTC (or epoch seconds from --json), as UTC."""
     if isinstance(text, int | float):
-        return datetime.fromtimestamp(text, timezone.utc) if text > 0 else None
+        return datetime.fromtimestamp(text, UTC) if text > 0 else None
     if _blank(text):
         return None
-    return datetime.fromisoformat(str(text).strip()).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(str(text).strip()).replace(tzinfo=UTC)
 
 
 def parse_tres(text: str | None) -> dict[str, int]:
@@ -142,14 +139,14 @@ def partitions_from_scontrol(partition_text: str, node_text: str) -> list[Partit
 def jobs_from_squeue_json(document: Mapping[str, Any],
                           now: datetime | None = None) -> list[JobStatus]:
     """Jobs from the parsed output of `squeue --json` (OpenAPI v0.0.38)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     jobs = []
     for raw in document.get("jobs", []):
         state = job_state_from_slurm(raw.get("job_state", ""))
         start, end = parse_slurm_time(raw.get("start_time")), parse_slurm_time(raw.get("end_time"))
         running = state not in (JobState.PENDING, JobState.REQUEUED) and start is not None
         elapsed = None
-        if running and start <= now:
+        if running and start is not None and start <= now:
             stop = end if state.is_final and end else now
             elapsed = max(0, int((min(stop, now) - start).total_seconds()))
         task = raw.get("array_task_id")

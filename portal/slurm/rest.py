@@ -31,7 +31,7 @@ import pwd
 import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,9 @@ from portal.slurm.accounting import Plan
 from portal.slurm.base import Scheduler, select_jobs
 from portal.slurm.errors import SchedulerCommandFailed, SchedulerError, SchedulerUnreachable
 from portal.slurm.parsing import efficiency_from_sacct, jobs_from_squeue_json, parse_tres
-from portal.slurm.restparse import (account_usage_from_records, association_info, efficiency_rows,
-                                    partitions_from_rest, qos_from_rest, record_id, status_from_db, tres_list,
-                                    usage_record)
+from portal.slurm.restparse import account_usage_from_records, association_info, efficiency_rows, partitions_from_rest, qos_from_rest, record_id, status_from_db, tres_list, usage_record
 from portal.slurm.runner import _UNREACHABLE
-from portal.slurm.types import (AccountInfo, AccountUsage, AssociationInfo, JobEfficiency, JobRequest, JobStatus,
-                                NodeFeatures, PartitionInfo, QosInfo, UsageRecord)
+from portal.slurm.types import AccountInfo, AccountUsage, AssociationInfo, JobEfficiency, JobRequest, JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +62,8 @@ def _since(moment: datetime) -> str:
     """A slurmdb time query relative to now: slurmrestd parses absolute times in its own
     local time zone, which the portal cannot know; 'now-N' means the same everywhere."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
+        moment = moment.replace(tzinfo=UTC)
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
     return f"now-{seconds}" if seconds >= 0 else f"now+{-seconds}"
 
 

@@ -8,13 +8,12 @@ command-line parsers (:mod:`portal.slurm.parsing`) give them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from portal.slurm import names
 from portal.slurm.parsing import EFFICIENCY_FIELDS, parse_gres_gpus, parse_tres
-from portal.slurm.types import (AccountUsage, AssociationInfo, JobState, JobStatus, PartitionInfo, QosInfo,
-                                UsageRecord, job_state_from_slurm)
+from portal.slurm.types import AccountUsage, AssociationInfo, JobState, JobStatus, PartitionInfo, QosInfo, UsageRecord, job_state_from_slurm
 
 # Slurm's NO_VAL/INFINITE sentinels as the 22.05 parsers print them.
 _NO_VALUE = {0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xFFFFFFFFFFFFFFFF}
@@ -149,7 +148,7 @@ def association_info(row: Mapping[str, Any]) -> AssociationInfo:
 
 def _time(value: Any) -> datetime | None:
     seconds = number(value)
-    return datetime.fromtimestamp(seconds, timezone.utc) if seconds else None
+    return datetime.fromtimestamp(seconds, UTC) if seconds else None
 
 
 def usage_record(record: Mapping[str, Any]) -> UsageRecord:
@@ -197,7 +196,7 @@ def efficiency_rows(record: Mapping[str, Any]) -> str:
         stime = step.get("time") or {}
         total = stime.get("total") or {}
         micro = (number(total.get("seconds")) or 0) * 1_000_000 + (number(total.get("microseconds")) or 0)
-        rss = tres_dict((((step.get("tres") or {}).get("requested") or {}).get("max")))
+        rss = tres_dict(((step.get("tres") or {}).get("requested") or {}).get("max"))
         step_id = (step.get("step") or {}).get("id", "")
         rows.append(dict(JobID=f"{usage.job_id}.{step_id}", State=str(step.get("state", "")), ExitCode="0:0",
                          ElapsedRaw=number(stime.get("elapsed")) or 0, TimelimitRaw="", AllocCPUS="",

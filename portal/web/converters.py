@@ -12,6 +12,6 @@ class DatabaseIdConverter(IntegerConverter):
     flask-smorest documents the bound as the parameter's ``maximum`` in the OpenAPI description.
     """
 
-    def __init__(self, map, *args, **kwargs):  # noqa: A002 — werkzeug's parameter name
+    def __init__(self, map, *args, **kwargs):
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)

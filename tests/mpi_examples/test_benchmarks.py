@@ -100,7 +100,7 @@ def test_suite_passes_and_fails(run_examples, tmp_path):
                                  "pingpong/bandwidth/1024": [1e12, -0.1, None, "MB/s"]})
     run = run_examples("suite", "--references", bad, *args)
     assert run.returncode == 1
-    line = next(l for l in run.stdout.splitlines() if "pingpong/bandwidth/1024" in l)
+    line = next(row for row in run.stdout.splitlines() if "pingpong/bandwidth/1024" in row)
     assert line.rstrip().endswith("FAIL") and "-100.0%" in line
     verdict = run.doc["suite"]
     assert verdict["passed"] is False and verdict["key"] == "testsys:*"

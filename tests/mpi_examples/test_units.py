@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from mpi_examples import checks, cli, suite
+from mpi_examples.buffers import Backend
 from mpi_examples.gpu import Gemm, from_bf16, to_bf16
 from mpi_examples.interconnect import busbw_factor, iterations, message_sizes
-from mpi_examples.buffers import Backend
 from mpi_examples.results import metric, metric_key, rate_stats, scaled, stats, validate
 
 

@@ -1,5 +1,5 @@
 """Accounts, associations, jobs and usage on the real test cluster."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,13 +50,13 @@ def test_account_and_association_are_listed(slurm_scheduler, project):
 
 
 def test_job_runs_as_user_and_is_accounted(slurm_cluster, slurm_scheduler, project):
-    began = datetime.now(timezone.utc) - timedelta(minutes=1)
+    began = datetime.now(UTC) - timedelta(minutes=1)
     job_id = slurm_scheduler.submit(_request(slurm_cluster, project, cpus_per_task=2))
     (queued,) = slurm_scheduler.jobs(account=project)
     assert (queued.job_id, queued.user, queued.account) == (job_id, USER, project)
 
     def finished():
-        records = slurm_scheduler.usage(began, datetime.now(timezone.utc) + timedelta(minutes=1),
+        records = slurm_scheduler.usage(began, datetime.now(UTC) + timedelta(minutes=1),
                                         accounts=[project])
         return [r for r in records if r.state.is_final]
 

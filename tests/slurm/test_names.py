@@ -2,8 +2,7 @@
 import pytest
 
 from portal.slurm import InvalidName, JobRequest, make_scheduler
-from portal.slurm.names import (validate_account_name, validate_partition_name,
-                                validate_user_name)
+from portal.slurm.names import validate_account_name, validate_partition_name, validate_user_name
 
 BAD = ["a;rm -rf /", "x --uid=0", "acct\nname", "", "Upper", "a b", "a=b", "a,b", "1abc",
        "x" * 40, None]

@@ -1,12 +1,10 @@
 """Unit tests for the state map and the parsers of Slurm client output."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from portal.slurm import JobState, job_state_from_slurm
-from portal.slurm.parsing import (SACCT_FIELDS, jobs_from_sacct, jobs_from_squeue_json,
-                                  parse_gres_gpus, parse_key_values, parse_slurm_duration,
-                                  parse_tres, partitions_from_scontrol, usage_from_sacct)
+from portal.slurm.parsing import SACCT_FIELDS, jobs_from_sacct, jobs_from_squeue_json, parse_gres_gpus, parse_key_values, parse_slurm_duration, parse_tres, partitions_from_scontrol, usage_from_sacct
 
 
 @pytest.mark.parametrize("text, state", [
@@ -77,7 +75,7 @@ def test_usage_from_sacct():
     assert (record.job_id, record.account, record.user, record.state) == (
         "7", "proj_a", "alice", JobState.COMPLETED)
     assert (record.elapsed_seconds, record.cpu_seconds, record.gpu_seconds) == (60, 120, 60)
-    assert record.start_time == datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc)
+    assert record.start_time == datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
 
 
 def test_jobs_from_sacct_unknown_times():
@@ -97,7 +95,7 @@ def test_jobs_from_squeue_json():
          "partition": "cpu", "submit_time": 100, "start_time": 0, "end_time": 0,
          "time_limit": 10, "cpus": 1},
     ]}
-    now = datetime.fromtimestamp(140, timezone.utc)
+    now = datetime.fromtimestamp(140, UTC)
     running, pending = jobs_from_squeue_json(raw, now=now)
     assert (running.job_id, running.state, running.reason, running.elapsed_seconds) == (
         "5", JobState.RUNNING, None, 30)

@@ -1,10 +1,8 @@
 """slurmrestd v0.0.38 documents (shapes as Slurm 22.05.8 printed them here) into value objects."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from portal.slurm.parsing import efficiency_from_sacct
-from portal.slurm.restparse import (account_usage_from_records, association_info, efficiency_rows, number,
-                                    partitions_from_rest, qos_from_rest, record_id, status_from_db, tres_list,
-                                    usage_record)
+from portal.slurm.restparse import account_usage_from_records, association_info, efficiency_rows, number, partitions_from_rest, qos_from_rest, record_id, status_from_db, tres_list, usage_record
 from portal.slurm.types import JobState
 
 INFINITE = 4294967295
@@ -69,7 +67,7 @@ def test_an_accounting_record_as_sacct_would_show_it():
     assert (record.job_id, record.account, record.user, record.state) == ("41", "proj", "alice", JobState.COMPLETED)
     assert (record.cpu_seconds, record.gpu_seconds, record.alloc_cpus) == (180, 90, 2)
     assert record.alloc_tres == "cpu=2,mem=200M,gres/gpu=1"
-    assert record.start_time == datetime.fromtimestamp(1796475900, timezone.utc)
+    assert record.start_time == datetime.fromtimestamp(1796475900, UTC)
     status = status_from_db(_job(state={"current": "PENDING", "reason": "AssocGrpCPUMinutesLimit"}))
     assert (status.state, status.reason, status.exit_code) == (JobState.PENDING, "AssocGrpCPUMinutesLimit", "0:0")
     assert record_id(_job(array={"job_id": 40, "task_id": 3})) == "40_3"
