@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(slurm-wlm slurmdbd slurmrestd slurm-wlm-jwt-plugin munge openmpi-bin libopenmpi-dev python3-venv python3-dev chromium wrk)
+APT_PACKAGES=(slurm-wlm slurmdbd slurmrestd slurm-wlm-jwt-plugin munge openmpi-bin libopenmpi-dev python3-venv python3-dev chromium wrk iproute2)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cluster {cluster.cluster_name} ready in {time.monotonic() - began:.1f} s;"
                   f" nodes {','.join(cluster.node_names)};"
                   f" use: export SLURM_CONF={shlex.quote(str(cluster.conf_path))}")
+            print(cluster.network_note)
             if cluster.rest:
                 print(f"slurmrestd at {cluster.rest_url} (JWT; key {cluster.root}/etc/jwt_hs256.key)")
         elif args.action == "stop":

@@ -40,6 +40,41 @@ class ClusterError(RuntimeError):
     """The cluster could not be started or stopped; the message carries the log tail."""
 
 
+QUICKACK_SETTING = "PORTAL_DEVCLUSTER_QUICKACK"
+
+
+def loopback_quickack() -> str:
+    """Turn delayed ACKs off on the loopback routes, so that a Slurm client talking to a
+    daemon on this host does not wait 40 ms at every reply; returns what was done.
+
+    slurmdbd answers each request in two writes (a length, then the body) and the client
+    reads them in turn; on loopback the second write waits for the ACK of the first, which
+    Linux delays by 40 ms. Every sacctmgr call made about eight such round trips: 0.36 s
+    for ``sacctmgr show cluster`` and 0.54 s for one ``add account``, against 0.016 s and
+    0.012 s with ``quickack 1`` on the route (measured here, Slurm 22.05). The setting only
+    makes this host acknowledge loopback segments at once. It needs root and iproute2;
+    ``PORTAL_DEVCLUSTER_QUICKACK=0`` leaves the routes alone.
+    """
+    if os.environ.get(QUICKACK_SETTING, "1") == "0":
+        return f"loopback routes left alone ({QUICKACK_SETTING}=0)"
+    ip = shutil.which("ip")
+    if ip is None or os.geteuid() != 0:
+        return "loopback routes left alone (needs root and iproute2): each sacctmgr call waits on delayed ACKs"
+    try:
+        routes = subprocess.run([ip, "route", "show", "table", "local"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.splitlines()
+        changed = []
+        for route in routes:
+            fields = route.split()
+            if fields[:1] == ["local"] and fields[1].startswith("127.") and "quickack" not in fields:
+                subprocess.run([ip, "route", "change", *fields, "table", "local", "quickack", "1"],
+                               capture_output=True, text=True, timeout=5, check=True)
+                changed.append(fields[1])
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"loopback routes left alone ({exc})"
+    return f"quick ACKs on loopback routes {', '.join(changed)}" if changed else "quick ACKs already on loopback"
+
+
 @dataclass(frozen=True)
 class Ports:
     slurmctld: int
@@ -131,6 +166,7 @@ class LocalCluster:
                  nodes: int | None = None, rest: bool = False) -> None:
         self.root = Path(root).resolve()
         self.conf_path = self.root / "etc" / "slurm.conf"
+        self.network_note = ""  # what start() did about loopback delayed ACKs
         # The name picks the database and ports, so a later `stop`/`destroy` without
         # --name must find the one the cluster was created with.
         self.cluster_name = name or self._configured_name() or _derive_name(self.root)
@@ -196,6 +232,7 @@ class LocalCluster:
     def start(self, timeout: float = 60) -> None:
         """Start whatever is not running and wait until every node is usable (idempotent)."""
         deadline = time.monotonic() + timeout
+        self.network_note = loopback_quickack()
         if not self.conf_path.exists() or not self._db_exists():
             self._write_config()
         else:
