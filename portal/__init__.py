@@ -62,30 +62,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_oidc(app)
 
-    from portal.api import init_api
-    from portal.audit.blueprint import bp as audit_bp
-    from portal.benchmarks.blueprint import bp as benchmarks_bp
-    from portal.calls.blueprint import bp as calls_bp
-    from portal.identity.account import bp as account_bp
-    from portal.identity.blueprint import bp as identity_bp
-    from portal.identity.people import bp as people_bp
-    from portal.projects.blueprint import bp as projects_bp
-    from portal.proposals.blueprint import bp as proposals_bp
-    from portal.reviews.blueprint import bp as reviews_bp
-    from portal.sites.blueprint import bp as sites_bp
-    from portal.web.blueprint import bp as web_bp
+    from portal.routes import register_api, register_pages
     from portal.web.errors import register_error_handlers
 
-    for blueprint in (calls_bp, proposals_bp, reviews_bp):
-        app.register_blueprint(blueprint)
-    for blueprint in (web_bp, identity_bp, people_bp, account_bp, audit_bp, sites_bp, projects_bp, benchmarks_bp):
-        app.register_blueprint(blueprint)
-    from portal.grants.status import bp as slurm_status_bp
-    from portal.jobs.blueprint import bp as jobs_bp
-
-    app.register_blueprint(jobs_bp)
-    app.register_blueprint(slurm_status_bp)
-    init_api(app)
+    register_pages(app)
+    register_api(app)
     register_error_handlers(app)
     from portal.grants.triggers import init_app as init_grants
 

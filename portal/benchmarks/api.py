@@ -8,23 +8,102 @@ from __future__ import annotations
 
 from flask import request
 from flask_babel import gettext as _
+from flask_login import current_user
 from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields
 
-from portal.api.schemas import BenchmarkRunSchema
+from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.api.schemas import BenchmarkRunSchema, BenchmarkRunSummarySchema
+from portal.benchmarks import listing
 from portal.benchmarks.acceptance import TokenRefused, accept_result
-from portal.benchmarks.operations import BenchmarkError, InvalidResult
-from portal.identity.access import bearer_secret, json_error, own_credential
+from portal.benchmarks.models import BenchmarkRun
+from portal.benchmarks.operations import BenchmarkError, InvalidResult, ingest_result, metric_history
+from portal.extensions import db
+from portal.identity.access import bearer_secret, json_error, own_credential, staff_required
 from portal.identity.ratelimit import client_address, configured, exceeded, hit, too_many_requests
+from portal.web.listing import page_headers, page_request, paginate
 
-blp = Blueprint("api_acceptance", __name__, description="Results that acceptance jobs post themselves")
+blp = Blueprint("api_benchmarks", __name__, description="Acceptance benchmark results (mpi_examples)")
 
 
-@blp.route("/<int:acceptance_id>/result", methods=["POST"])
-@own_credential
+class RunFilter(Schema):
+    q = fields.Str(metadata={"description": "search the system, partition, array or references entry"})
+    system = fields.Str()
+    partition = fields.Str()
+    benchmark = fields.Str(metadata={"description": "runs that measured this benchmark (e.g. pingpong)"})
+    verdict = fields.Str(metadata={"description": "passed, failed or no_reference"})
+    since = fields.Date(metadata={"description": "measured on or after this day (UTC)"})
+    until = fields.Date(metadata={"description": "measured on or before this day (UTC)"})
+    sort = fields.Str(metadata={"description": "newest (default), oldest, system"})
+    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
+    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
+
+
+class HistoryQuery(Schema):
+    system = fields.Str(required=True)
+    partition = fields.Str(required=True)
+    key = fields.Str(required=True, metadata={"description": "benchmark/metric[/size][/precision]"})
+
+
+class HistoryPointSchema(Schema):
+    run_id = fields.Int()
+    measured_at = fields.DateTime()
+    mean = fields.Float()
+    stdev = fields.Float(allow_none=True)
+    status = fields.Function(lambda p: p.status.value)
+    reference = fields.Float(allow_none=True)
+    unit = fields.Str()
+
+
+@blp.route("/runs")
+@blp.arguments(RunFilter, location="query", as_kwargs=True)
+@blp.response(200, BenchmarkRunSummarySchema(many=True), headers=LIST_HEADERS)
+def list_runs(**_args):
+    """Stored runs, newest first, a page at a time, filtered like the benchmarks page."""
+    page = page_request(listing.FILTERS, listing.SORTS)
+    rows = paginate(listing.ordered(listing.filtered(page), page), page)
+    return rows.items, 200, page_headers("api_benchmarks.list_runs", page, rows)
+
+
+@blp.route("/runs", methods=["POST"])
 @blp.response(201, BenchmarkRunSchema)
-@blp.alt_response(401, description="No upload token, or not this run's, expired or used")
-@blp.alt_response(422, description="Not a valid result document of this run")
-@blp.doc(security=[{"token": []}])
+@blp.alt_response(422, description="Not a valid mpi_examples result document")
+@blp.alt_response(503, description="A references file on the server is broken")
+@staff_required
+def upload_run():
+    """Store a result document (``mpi_examples/result/v1``) and judge it against the references (staff)."""
+    document = request.get_json(silent=True)
+    try:
+        return ingest_result(document, current_user)
+    except InvalidResult as exc:
+        abort(422, message=_("Not a valid result document."), errors={"document": exc.problems[:50]})
+    except BenchmarkError as exc:
+        abort(503, message=exc.problems[0])
+
+
+@blp.route("/runs/<int:run_id>")
+@blp.response(200, BenchmarkRunSchema)
+def get_run(run_id: int):
+    return db.get_or_404(BenchmarkRun, run_id)
+
+
+@blp.route("/history")
+@blp.arguments(HistoryQuery, location="query")
+@blp.response(200, HistoryPointSchema(many=True))
+def history(query):
+    """One metric of one system and partition over time."""
+    return metric_history(query["system"], query["partition"], query["key"])
+
+
+acceptance_blp = Blueprint("api_acceptance", __name__, description="Results that acceptance jobs post themselves")
+
+
+@acceptance_blp.route("/<int:acceptance_id>/result", methods=["POST"])
+@own_credential
+@acceptance_blp.response(201, BenchmarkRunSchema)
+@acceptance_blp.alt_response(401, description="No upload token, or not this run's, expired or used")
+@acceptance_blp.alt_response(422, description="Not a valid result document of this run")
+@acceptance_blp.doc(security=[{"token": []}])
 def post_result(acceptance_id: int):
     """Store the result of acceptance run ``acceptance_id``; ``Authorization: Bearer hpcb_…``, the
     run's upload-only token (made when the run was started, given only to its job)."""

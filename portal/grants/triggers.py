@@ -92,14 +92,8 @@ def _after_rollback(session: Session) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Listen for Slurm-relevant changes and register the grant pages and API."""
+    """Listen for Slurm-relevant changes."""
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "before_commit", _before_commit)
         event.listen(Session, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
-    from portal.api import grants as grants_api
-    from portal.extensions import api
-    from portal.grants.blueprint import bp
-
-    app.register_blueprint(bp)
-    api.register_blueprint(grants_api.blp, url_prefix="/api/grants")

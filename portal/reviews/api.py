@@ -5,12 +5,12 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from portal.api.calls import refuse
 from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
-from portal.api.proposals import RequestSchema
+from portal.calls.api import refuse
 from portal.calls.errors import Problems
 from portal.identity.access import require_role
 from portal.identity.models import Role
+from portal.proposals.api import RequestSchema
 from portal.reviews import listing
 from portal.reviews.operations import accessible_assignment, declare_conflict, submit_review
 from portal.web.listing import page_headers, page_request, paginate

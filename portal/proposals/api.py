@@ -9,8 +9,8 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.api.calls import DATABASE_ID, refuse
 from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.calls.api import DATABASE_ID, refuse
 from portal.calls.errors import Problems
 from portal.calls.operations import visible_call
 from portal.extensions import db

@@ -4,9 +4,20 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
+from portal.api.schemas import UserSchema
 from portal.identity.tokens import MAX_DAYS, TokenError, TokenScope, create_token, own_token, revoke_token, tokens_of
 
-blp = Blueprint("api_tokens", __name__, description="The caller's personal API tokens")
+me_blp = Blueprint("api_me", __name__, description="The signed-in user")
+
+
+@me_blp.route("")
+@me_blp.response(200, UserSchema)
+def me():
+    """Who am I: the signed-in user and their roles."""
+    return current_user
+
+
+tokens_blp = Blueprint("api_tokens", __name__, description="The caller's personal API tokens")
 
 
 class TokenSchema(Schema):
@@ -25,17 +36,17 @@ class NewTokenSchema(TokenSchema):
     token = fields.Str(dump_only=True, metadata={"description": "The secret: returned once, never again"})
 
 
-@blp.route("")
-@blp.response(200, TokenSchema(many=True))
+@tokens_blp.route("")
+@tokens_blp.response(200, TokenSchema(many=True))
 def list_tokens():
     """The caller's tokens, newest first (never the secrets)."""
     return tokens_of(current_user)
 
 
-@blp.route("", methods=["POST"])
-@blp.arguments(NewTokenSchema)
-@blp.response(201, NewTokenSchema)
-@blp.alt_response(403, description="Tokens are created from a signed-in session, not with another token")
+@tokens_blp.route("", methods=["POST"])
+@tokens_blp.arguments(NewTokenSchema)
+@tokens_blp.response(201, NewTokenSchema)
+@tokens_blp.alt_response(403, description="Tokens are created from a signed-in session, not with another token")
 def create(data):
     """Create a token. The response holds the secret: the only time it is shown."""
     if g.get("api_token") is not None:
@@ -49,8 +60,8 @@ def create(data):
     return token
 
 
-@blp.route("/<int:token_id>", methods=["DELETE"])
-@blp.response(204)
+@tokens_blp.route("/<int:token_id>", methods=["DELETE"])
+@tokens_blp.response(204)
 def revoke(token_id: int):
     """Revoke one of the caller's tokens (a read-write token may revoke itself)."""
     token = own_token(current_user, token_id) or abort(404)
