@@ -114,7 +114,7 @@ def main() -> None:
     from portal import create_app
     from portal.extensions import db
     from portal.grants.ingest import _row, ingest_records
-    from portal.grants.usage import JobUsage
+    from portal.grants.models import JobUsage
     from portal.slurm.parsing import usage_from_sacct
     from tests.conftest import recreate_postgres_database
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from portal.slurm.cli import CliScheduler
+from portal.slurm.commandline import CliScheduler
 from portal.slurm.runner import CommandRunner
 
 AWARD_SIZES = (1_000, 5_000, 10_000, 50_000, 100_000)  # core-hours; awards come in a few sizes

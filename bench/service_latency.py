@@ -136,7 +136,7 @@ def wait_for_association(env: dict[str, str], account: str, user: str, began: fl
 def wait_for_service_idle(app, runs_before: int, limit: float = 1800) -> float:
     """The service runs every duty once as it starts (a full pass among them): wait for it."""
     from portal.extensions import db
-    from portal.grants.records import SyncRun
+    from portal.grants.models import SyncRun
 
     began = time.perf_counter()
     while time.perf_counter() - began < limit:
@@ -301,7 +301,7 @@ def measure_size(args, cluster, size: int, rng: random.Random) -> dict:
 
     from portal import create_app
     from portal.extensions import db
-    from portal.grants.records import SyncRun
+    from portal.grants.models import SyncRun
     from portal.grants.service import ReconcilerService, Schedule
     from portal.identity.models import User
     from portal.projects.models import Project

@@ -325,7 +325,8 @@ tokens_cli = AppGroup("tokens", help="Personal API tokens.")
 @click.option("--name", default="command line", show_default=True)
 def create_api_token(email: str, scope: str, days: int, name: str):
     """Create an API token and print it once."""
-    from portal.identity.tokens import TokenError, TokenScope, create_token
+    from portal.identity.models import TokenScope
+    from portal.identity.tokens import TokenError, create_token
 
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:

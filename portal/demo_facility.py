@@ -28,10 +28,9 @@ from portal.calls.models import Call
 from portal.calls.operations import create_call, seed_access_modes
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import Grant, GrantAllocation, GrantStatus
+from portal.grants.models import Grant, GrantAllocation, GrantStatus, JobUsage
 from portal.grants.reconcile import _pool_suffix, account_name_for, site_state
 from portal.grants.summary import refresh_usage_summaries
-from portal.grants.usage import JobUsage
 from portal.identity.models import Role, RoleGrant, User
 from portal.projects.models import Membership, Project, ProjectRole, ProjectStatus
 from portal.proposals.models import Invitation, Proposal, ProposalEvent, ProposalRequest, ProposalState

@@ -17,10 +17,9 @@ from portal.clock import utcnow
 from portal.demo import at_midnight, count, jitter, main_project_grant, read_json, wait
 from portal.extensions import db
 from portal.grants.ingest import ingest_records, ingest_site
+from portal.grants.models import GrantRequest, JobUsage
 from portal.grants.reconcile import reconcile_site
-from portal.grants.records import GrantRequest
 from portal.grants.requests import ask_for_change
-from portal.grants.usage import JobUsage
 from portal.identity.models import User
 from portal.jobs.models import SubmittedJob
 from portal.jobs.operations import JobError, job_template, plan_job, refresh_states, submit_job

@@ -2,12 +2,8 @@
 from portal.audit.models import AuditEvent  # noqa: F401
 from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun  # noqa: F401
 from portal.calls.models import AccessMode, Call, CallPartition  # noqa: F401
-from portal.grants.models import Grant, GrantAllocation  # noqa: F401
-from portal.grants.records import FinalReport, GrantAlert, GrantRequest, PendingChange, SiteSyncState, SyncAction, SyncRun  # noqa: F401
-from portal.grants.usage import JobUsage  # noqa: F401
-from portal.identity.models import IdentityLink, RoleGrant, User  # noqa: F401
-from portal.identity.ratelimit import RateLimitCounter  # noqa: F401
-from portal.identity.tokens import ApiToken  # noqa: F401
+from portal.grants.models import FinalReport, Grant, GrantAlert, GrantAllocation, GrantRequest, JobUsage, PendingChange, SiteSyncState, SyncAction, SyncRun  # noqa: F401  # noqa: F401
+from portal.identity.models import ApiToken, IdentityLink, RateLimitCounter, RoleGrant, User  # noqa: F401
 from portal.jobs.models import SubmittedJob  # noqa: F401
 from portal.mail.outbox import OutgoingMail  # noqa: F401
 from portal.projects.models import Membership, Project  # noqa: F401

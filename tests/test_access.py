@@ -9,8 +9,8 @@ import pytest
 
 from portal.benchmarks.operations import ingest_result
 from portal.extensions import db
-from portal.identity.models import Role
-from portal.identity.tokens import TokenScope, create_token
+from portal.identity.models import Role, TokenScope
+from portal.identity.tokens import create_token
 from portal.projects.models import ProjectRole
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind

@@ -6,8 +6,8 @@ every operation; a bounded number per operation keeps it fit for every CI run.
 from __future__ import annotations
 
 from portal.extensions import db
-from portal.identity.models import Role, User
-from portal.identity.tokens import TokenScope, create_token
+from portal.identity.models import Role, TokenScope, User
+from portal.identity.tokens import create_token
 from tests.fuzzing import fuzz_api
 
 MAX_EXAMPLES = 25

@@ -10,9 +10,8 @@ from sqlalchemy import select
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.ingest import ingest_records
-from portal.grants.models import Grant
+from portal.grants.models import Grant, GrantRequest
 from portal.grants.operations import create_grant
-from portal.grants.records import GrantRequest
 from portal.grants.requests import ask_for_change
 from portal.identity.models import Role, User
 from portal.jobs.models import SubmittedJob

@@ -19,7 +19,7 @@ from portal.demo import DEMO_LOGINS, SeedReport, main_project_grant, seed_demo
 from portal.demo_usage import PAST_PREFIX
 from portal.devcluster.pytest_plugin import unique_name
 from portal.extensions import db
-from portal.grants.usage import JobUsage
+from portal.grants.models import JobUsage
 from portal.jobs.models import SubmittedJob
 from portal.mail.outbox import OutgoingMail
 from portal.proposals.models import Proposal, ProposalState

@@ -22,10 +22,9 @@ from portal.audit.models import AuditEvent
 from portal.calls.models import ReviewWorkflow
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import Grant, GrantAllocation
+from portal.grants.models import Grant, GrantAllocation, GrantRequest, RequestStatus
 from portal.grants.operations import GrantError, add_minutes, create_grant, extend_grant
 from portal.grants.reconcile import is_pending
-from portal.grants.records import GrantRequest, RequestStatus
 from portal.grants.requests import ask_for_change
 from portal.identity.models import Role, User
 from portal.projects.models import Project

@@ -10,9 +10,10 @@ from portal.clock import utcnow
 from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
 from portal.grants.ingest import ingest_site
+from portal.grants.models import JobUsage
 from portal.grants.operations import add_minutes, create_grant, expire_due_grants
 from portal.grants.reconcile import reconcile_site
-from portal.grants.usage import JobUsage, used_minutes
+from portal.grants.usage import used_minutes
 from portal.slurm.errors import SchedulerCommandFailed
 from portal.slurm.types import JobRequest
 from tests.grant_world import ADAPTERS, partition, person, pool_account, project_with_team, this_year

@@ -14,10 +14,9 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.formatting import format_number
 from portal.grants.ingest import ingest_records
-from portal.grants.models import Grant, GrantAllocation
+from portal.grants.models import Grant, GrantAllocation, JobUsage
 from portal.grants.operations import create_grant
 from portal.grants.summary import risk
-from portal.grants.usage import JobUsage
 from portal.identity.models import Role, User
 from portal.projects.operations import create_project
 from portal.sites.models import Partition, ResourceKind, Site

@@ -9,11 +9,9 @@ from sqlalchemy import select
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.alerts import send_usage_alerts
-from portal.grants.models import Grant, GrantAllocation
+from portal.grants.models import Grant, GrantAllocation, GrantRequest, JobUsage, RequestStatus, SyncRun
 from portal.grants.operations import create_grant
-from portal.grants.records import GrantRequest, RequestStatus, SyncRun
 from portal.grants.summary import refresh_usage_summaries
-from portal.grants.usage import JobUsage
 from portal.identity.models import Role, User
 from portal.projects.models import ProjectRole
 from portal.projects.operations import add_member, create_project

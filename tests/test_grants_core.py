@@ -3,9 +3,9 @@ from datetime import date
 import pytest
 
 from portal.extensions import db
-from portal.grants.models import GrantStatus
+from portal.grants.models import GrantStatus, JobUsage
 from portal.grants.operations import GrantError, active_allocation, create_grant
-from portal.grants.usage import JobUsage, remaining_minutes, used_minutes
+from portal.grants.usage import remaining_minutes, used_minutes
 from portal.identity.providers import create_local_user
 from portal.projects.models import ProjectStatus
 from portal.projects.operations import create_project

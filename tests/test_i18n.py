@@ -139,8 +139,7 @@ def test_stored_values_shown_through_gettext_are_marked_for_extraction():
     """Statuses are stored in English and shown as _(value); a new one must reach the catalogs."""
     from portal.benchmarks.models import Verdict
     from portal.calls.listing import STATUSES as CALL_STATUSES
-    from portal.grants.models import GrantStatus
-    from portal.grants.records import RequestStatus
+    from portal.grants.models import GrantStatus, RequestStatus
     from portal.projects.models import ProjectStatus
     from portal.proposals.models import ProposalState
     from portal.reviews.listing import STATUSES as REVIEW_STATUSES

@@ -13,13 +13,13 @@ from portal import create_app
 from portal.audit.models import AuditEvent
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.grants.models import PendingChange
 from portal.grants.operations import create_grant
 from portal.grants.reconcile import desired_state
-from portal.grants.records import PendingChange
-from portal.identity.models import IdentityLink, Role, RoleGrant, User
+from portal.identity.models import IdentityLink, Role, RoleGrant, TokenScope, User
 from portal.identity.operations import AccountError, disable_user, enable_user, link_identity
 from portal.identity.providers import create_local_user
-from portal.identity.tokens import TokenScope, create_token
+from portal.identity.tokens import create_token
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site

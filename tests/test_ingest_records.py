@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.grants.ingest import ingest_records
+from portal.grants.models import JobUsage
 from portal.grants.operations import create_grant
 from portal.grants.reconcile import name_pool_accounts
-from portal.grants.usage import JobUsage, used_minutes
+from portal.grants.usage import used_minutes
 from portal.identity.providers import create_local_user
 from portal.projects.operations import create_project
 from portal.sites.models import Partition, ResourceKind

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from portal.extensions import db
-from portal.identity.models import Role, User
-from portal.identity.tokens import TokenScope, create_token
+from portal.identity.models import Role, TokenScope, User
+from portal.identity.tokens import create_token
 from tests.fuzzing import fuzz_api
 from tests.proposal_support import review_world
 

@@ -7,10 +7,9 @@ from sqlalchemy import delete, select, text
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import GrantStatus
+from portal.grants.models import GrantStatus, PendingChange
 from portal.grants.operations import create_grant, set_grant_status
 from portal.grants.reconcile import desired_state, is_pending, reconcile_site, site_state
-from portal.grants.records import PendingChange
 from portal.identity.providers import create_local_user
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind

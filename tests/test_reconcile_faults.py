@@ -9,7 +9,7 @@ from portal.grants.operations import create_grant
 from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
 from portal.slurm import make_scheduler
 from portal.slurm.accounting import plan
-from portal.slurm.cli import CliScheduler
+from portal.slurm.commandline import CliScheduler
 from tests.grant_world import partition, person, project_with_team, this_year
 
 

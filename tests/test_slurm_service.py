@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
+from portal.grants.models import SyncRun
 from portal.grants.operations import create_grant
 from portal.grants.reconcile import desired_state, is_pending, read_actual, reconcile_site
-from portal.grants.records import SyncRun
 from portal.identity.models import Role
 from portal.slurm.accounting import plan
 from portal.slurm.runner import CommandRunner

@@ -9,8 +9,8 @@ from sqlalchemy import select, text, update
 from portal.audit.models import AuditEvent
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.identity.models import Role, User
-from portal.identity.tokens import ApiToken, TokenScope, create_token
+from portal.identity.models import ApiToken, Role, TokenScope, User
+from portal.identity.tokens import create_token
 from tests.conftest import csrf_token_from, sign_in
 
 SECRET = re.compile(r'id="new-token">(hpcp_[A-Za-z0-9_-]+)<')

@@ -21,12 +21,10 @@ from portal.calls.models import Call, ReviewWorkflow
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.charts import burn_down_chart
-from portal.grants.models import Grant, GrantAllocation, GrantStatus
-from portal.grants.records import FinalReport, GrantRequest, RequestStatus
+from portal.grants.models import FinalReport, Grant, GrantAllocation, GrantRequest, GrantStatus, JobUsage, RequestStatus
 from portal.grants.requests import REPORT_DUE_AFTER
 from portal.grants.status import OutboxStatus, SiteStatus, outbox_status, site_statuses
 from portal.grants.summary import UNITS, ResourceTotal, pools_of
-from portal.grants.usage import JobUsage
 from portal.identity.models import Role, User
 from portal.jobs.models import SubmittedJob
 from portal.projects.models import Membership, Project, ProjectRole

@@ -10,8 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.formatting import format_number
-from portal.grants.models import Grant, GrantStatus
-from portal.grants.records import GrantAlert
+from portal.grants.models import Grant, GrantAlert, GrantStatus
 from portal.grants.summary import resource_totals
 from portal.mail import queue_mail_to
 from portal.projects.models import ProjectRole

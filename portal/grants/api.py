@@ -9,10 +9,9 @@ from marshmallow import Schema, fields
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants import listing
-from portal.grants.models import Grant
-from portal.grants.operations import GrantConflict, GrantError
+from portal.grants.models import GrantRequest
+from portal.grants.operations import GrantConflict, GrantError, visible_grant
 from portal.grants.reconcile import is_pending
-from portal.grants.records import GrantRequest
 from portal.grants.requests import decide_request
 from portal.grants.summary import forecast, resource_totals
 from portal.identity.access import staff_required
@@ -106,10 +105,7 @@ def list_grants(**_args):
 @blp.response(200, GrantDetailSchema)
 def get_grant(grant_id: int):
     """One grant with awarded, used and remaining hours and the forecast per resource."""
-    grant = db.session.get(Grant, grant_id)
-    if grant is None or not grant.project.can_view(current_user):
-        abort(404, message=_("No such grant."))
-    return grant
+    return visible_grant(grant_id, current_user) or abort(404, message=_("No such grant."))
 
 
 class GrantRequestSchema(Schema):

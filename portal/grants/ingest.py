@@ -24,10 +24,9 @@ from sqlalchemy import select, text
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import Grant, GrantAllocation
+from portal.grants.models import Grant, GrantAllocation, JobUsage
 from portal.grants.reconcile import site_state
 from portal.grants.summary import refresh_usage_summaries
-from portal.grants.usage import JobUsage
 from portal.sites.models import Partition, Site
 from portal.slurm.types import JobState, UsageRecord
 

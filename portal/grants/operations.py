@@ -53,6 +53,15 @@ def create_grant(project: Project, *, title: str, start_date: date, end_date: da
     return grant
 
 
+def visible_grant(grant_id: int, user) -> Grant | None:
+    """The grant if ``user`` may see it (its project's team, staff); None otherwise, so an id
+    leaks nothing (page and API alike)."""
+    grant = db.session.get(Grant, grant_id)
+    if grant is None or not grant.project.can_view(user):
+        return None
+    return grant
+
+
 def grants_of(project: Project) -> list[Grant]:
     return list(db.session.scalars(select(Grant).where(Grant.project_id == project.id).order_by(Grant.start_date)))
 

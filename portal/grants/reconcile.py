@@ -22,8 +22,7 @@ from sqlalchemy.orm import selectinload
 from portal.audit.operations import record
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import Grant, GrantAllocation
-from portal.grants.records import PendingChange, SiteSyncState, SyncAction, SyncRun
+from portal.grants.models import Grant, GrantAllocation, PendingChange, SiteSyncState, SyncAction, SyncRun
 from portal.projects.models import Project
 from portal.sites.models import Partition, Site
 from portal.sites.operations import ABSENT

@@ -9,9 +9,8 @@ from sqlalchemy.orm import joinedload
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import Grant, GrantStatus
+from portal.grants.models import FinalReport, Grant, GrantRequest, GrantStatus, RequestStatus
 from portal.grants.operations import GrantConflict, GrantError, _audit, add_minutes, extend_grant, hours_to_minutes
-from portal.grants.records import FinalReport, GrantRequest, RequestStatus
 from portal.identity.models import User
 from portal.mail import queue_mail_to
 from portal.sites.models import Partition

@@ -32,8 +32,8 @@ from sqlalchemy.engine import make_url
 
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.grants.models import SiteSyncState
 from portal.grants.reconcile import WAKE_CHANNEL, pending_sites, reconcile_site
-from portal.grants.records import SiteSyncState
 from portal.sites.models import Site
 from portal.transactions import commit, roll_back
 

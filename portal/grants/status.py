@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.records import PendingChange, SiteSyncState
+from portal.grants.models import PendingChange, SiteSyncState
 from portal.identity.access import public, staff_required
 from portal.mail.outbox import OutgoingMail
 from portal.sites.models import Site

@@ -10,8 +10,7 @@ from sqlalchemy import bindparam, case, delete, func, insert, select, update
 
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.grants.models import FacilityTotalChange, Grant, GrantAllocation
-from portal.grants.usage import JobUsage
+from portal.grants.models import FacilityTotalChange, Grant, GrantAllocation, JobUsage
 from portal.sites.models import Partition, ResourceKind
 
 UNITS = {ResourceKind.CPU: _l("core-hours"), ResourceKind.GPU: _l("GPU-hours")}

@@ -16,11 +16,11 @@ from wtforms.validators import DataRequired, NumberRange, Optional
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants import listing
+from portal.grants import operations as ops
 from portal.grants.charts import burn_down_chart
-from portal.grants.models import Grant
+from portal.grants.models import Grant, GrantRequest
 from portal.grants.operations import GrantConflict, GrantError
 from portal.grants.reconcile import is_pending
-from portal.grants.records import GrantRequest
 from portal.grants.requests import ask_for_change, can_manage, decide_request, final_report_of, open_requests, report_due, reports_overview, requests_of, upload_final_report
 from portal.grants.summary import forecast, jobs_of, resource_totals, usage_by_member
 from portal.identity.access import staff_required
@@ -47,11 +47,8 @@ class ReportForm(FlaskForm):
 
 
 def visible_grant(grant_id: int) -> Grant:
-    """The grant if the signed-in user may see it; 404 otherwise (ids leak nothing)."""
-    grant = db.session.get(Grant, grant_id)
-    if grant is None or not grant.project.can_view(current_user):
-        abort(404)
-    return grant
+    """The grant if the signed-in user may see it; 404 otherwise."""
+    return ops.visible_grant(grant_id, current_user) or abort(404)
 
 
 def _site_ids(grant: Grant) -> set[int]:

@@ -9,8 +9,9 @@ from flask_login import current_user
 from portal.i18n import LOCALE_COOKIE, LOCALE_COOKIE_MAX_AGE, LOCALES
 from portal.identity.access import public
 from portal.identity.forms import ProfileForm, TokenForm
+from portal.identity.models import TokenScope
 from portal.identity.operations import AccountError, countries, country_name, profile_from_provider, update_profile
-from portal.identity.tokens import MAX_DAYS, TokenError, TokenScope, create_token, own_token, revoke_token, tokens_of
+from portal.identity.tokens import MAX_DAYS, TokenError, create_token, own_token, revoke_token, tokens_of
 from portal.identity.views import _safe_next
 
 bp = Blueprint("account", __name__, url_prefix="/account")

@@ -5,7 +5,8 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from portal.api.schemas import UserSchema
-from portal.identity.tokens import MAX_DAYS, TokenError, TokenScope, create_token, own_token, revoke_token, tokens_of
+from portal.identity.models import TokenScope
+from portal.identity.tokens import MAX_DAYS, TokenError, create_token, own_token, revoke_token, tokens_of
 
 me_blp = Blueprint("api_me", __name__, description="The signed-in user")
 

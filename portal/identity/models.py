@@ -9,11 +9,13 @@ import enum
 from datetime import datetime
 
 from flask import current_app, has_app_context
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, func, true
+from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from portal.clock import utcnow
 from portal.extensions import db
 
 
@@ -157,3 +159,54 @@ class IdentityLink(db.Model):
     last_sign_in_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="identity_links")
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # what a read-only token may do
+
+
+class TokenScope(enum.Enum):
+    READ = "read"
+    READ_WRITE = "read-write"
+
+    @property
+    def label(self) -> str:
+        return {TokenScope.READ: _l("Read only"), TokenScope.READ_WRITE: _l("Read and write")}[self]
+
+    def allows(self, method: str) -> bool:
+        return self is TokenScope.READ_WRITE or method.upper() in READ_METHODS
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
+    display_prefix: Mapped[str] = mapped_column(String(16))  # "hpcp_" and 6 characters, to recognise it
+    scope: Mapped[TokenScope] = mapped_column(enum_column(TokenScope, "token_scope"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= utcnow()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and not self.is_expired and self.user.is_active
+
+    def can_revoke(self, user: User) -> bool:
+        return user.is_authenticated and user.id == self.user_id
+
+
+class RateLimitCounter(db.Model):
+    __tablename__ = "rate_limit_counters"
+
+    bucket: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)  # Unix seconds
+    count: Mapped[int] = mapped_column(Integer, default=0)

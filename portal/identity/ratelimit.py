@@ -12,22 +12,14 @@ from dataclasses import dataclass
 
 from flask import current_app, jsonify, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy import BigInteger, Integer, String, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
+from portal.identity.models import RateLimitCounter
 
 #: Counters older than this are deleted as new ones are written.
 KEEP_SECONDS = 86_400
-
-
-class RateLimitCounter(db.Model):
-    __tablename__ = "rate_limit_counters"
-
-    bucket: Mapped[str] = mapped_column(String(400), primary_key=True)
-    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)  # Unix seconds
-    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 @dataclass(frozen=True)

@@ -6,64 +6,20 @@ reversed and needs no secret key (rotating the key does not void them). Every to
 """
 from __future__ import annotations
 
-import enum
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, String, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import select
 
 from portal.audit.operations import record
 from portal.clock import utcnow
 from portal.extensions import db
-from portal.identity.models import User, enum_column
+from portal.identity.models import ApiToken, TokenScope, User
 
 TOKEN_PREFIX = "hpcp_"
 MAX_DAYS = 365
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class TokenScope(enum.Enum):
-    READ = "read"
-    READ_WRITE = "read-write"
-
-    @property
-    def label(self) -> str:
-        return {TokenScope.READ: _l("Read only"), TokenScope.READ_WRITE: _l("Read and write")}[self]
-
-    def allows(self, method: str) -> bool:
-        return self is TokenScope.READ_WRITE or method.upper() in READ_METHODS
-
-
-class ApiToken(db.Model):
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
-    display_prefix: Mapped[str] = mapped_column(String(16))  # "hpcp_" and 6 characters, to recognise it
-    scope: Mapped[TokenScope] = mapped_column(enum_column(TokenScope, "token_scope"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
-    last_used_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
-
-    user: Mapped[User] = relationship()
-
-    @property
-    def is_expired(self) -> bool:
-        return self.expires_at <= utcnow()
-
-    @property
-    def is_usable(self) -> bool:
-        return self.revoked_at is None and not self.is_expired and self.user.is_active
-
-    def can_revoke(self, user: User) -> bool:
-        return user.is_authenticated and user.id == self.user_id
 
 
 def digest(secret: str) -> str:

@@ -270,8 +270,8 @@ def accept_invitation(data):
     """Join a proposal: the caller must be the person the invitation was sent to."""
     if not data["token"]:
         abort(422, errors={"token": _("Give the token from the invitation link.")})
-    invitation = ops.find_invitation(data["token"])
-    if invitation is None or invitation.email.lower() != current_user.email.lower():
+    invitation = ops.find_invitation(data["token"], current_user)
+    if invitation is None:
         abort(404)
     _do(lambda: ops.accept_invitation(invitation, current_user))
     return invitation.proposal

@@ -301,12 +301,17 @@ def invite_member(proposal: Proposal, actor: User, email: str, role: ProjectRole
     return invitation
 
 
-def find_invitation(token: str) -> Invitation | None:
+def find_invitation(token: str, user: User) -> Invitation | None:
+    """The invitation behind ``token`` if it was sent to ``user``'s address; None otherwise, so
+    only the person invited learns anything about it (page and API alike)."""
     try:
         nonce = _serializer().loads(token)
     except BadSignature:
         return None
-    return db.session.scalar(select(Invitation).where(Invitation.nonce == nonce))
+    invitation = db.session.scalar(select(Invitation).where(Invitation.nonce == nonce))
+    if invitation is None or invitation.email.lower() != (user.email or "").lower():
+        return None
+    return invitation
 
 
 def accept_invitation(invitation: Invitation, user: User) -> Invitation:

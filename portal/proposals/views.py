@@ -196,9 +196,8 @@ def evidence(proposal_id: int):
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 def invitation(token: str):
-    found = ops.find_invitation(token)
-    # Only the person the invitation was sent to learns anything about it.
-    if found is None or found.email.lower() != current_user.email.lower():
+    found = ops.find_invitation(token, current_user)
+    if found is None:
         abort(404)
     form = ActionForm()
     if form.validate_on_submit():

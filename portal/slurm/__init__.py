@@ -13,7 +13,7 @@ from portal.slurm.types import AccountInfo, AssociationInfo, JobRequest, JobStat
 
 # Adapters are named as "module:Class" and imported on first use, so an adapter with heavy
 # or optional dependencies costs nothing until configuration asks for it.
-_ADAPTERS: dict[str, type[Scheduler] | str] = {"cli": "portal.slurm.cli:CliScheduler",
+_ADAPTERS: dict[str, type[Scheduler] | str] = {"cli": "portal.slurm.commandline:CliScheduler",
                                                "rest": "portal.slurm.rest:RestScheduler"}
 
 

@@ -96,7 +96,7 @@ class RestScheduler(Scheduler):
         self._token: tuple[float, str] | None = None
         self._fallback = None
         if limits_fallback is not None:
-            from portal.slurm.cli import CliScheduler
+            from portal.slurm.commandline import CliScheduler
 
             self._fallback = CliScheduler(**{"timeout": timeout, **limits_fallback, "cluster": cluster})
         # Keys of what this adapter only approximates; the staff status page words them.
