@@ -12,6 +12,7 @@ keep-alive, ``--requests`` requests per page:
   grants list       /grants/ (sorted by risk over every grant)
   grants search     /grants/?q=...&site=...
   proposals list    /proposals/
+  calls, jobs, people, audit log, benchmark runs: the other staff lists
   grant page        /grants/<id> of the PI's grant (burn-down chart included)
   PI dashboard      /  as the PI
 
@@ -168,8 +169,10 @@ def run_size(size: int, database: str, args, workdir: Path) -> None:
         pages = [("health", anonymous, "/healthz"), ("staff dashboard", staff, "/"),
                  ("projects list", staff, "/projects/"), ("grants list (risk)", staff, "/grants/"),
                  ("grants search+filter", staff, f"/grants/?q=a&site={requests.utils.quote(site)}&sort=end"),
-                 ("proposals list", staff, "/proposals/"), ("grant page (chart)", pi, f"/grants/{grant_id}"),
-                 ("PI dashboard", pi, "/")]
+                 ("proposals list", staff, "/proposals/"), ("calls list", staff, "/calls/"),
+                 ("jobs list", staff, "/jobs/"), ("people list", staff, "/admin/users"),
+                 ("audit log", staff, "/audit"), ("benchmark runs", staff, "/benchmarks/"),
+                 ("grant page (chart)", pi, f"/grants/{grant_id}"), ("PI dashboard", pi, "/")]
         print(f"   {usage_rows:,} usage rows; {args.requests} requests per page, one at a time "
               f"(gunicorn, {args.workers} sync workers)")
         print(f"   {'page':24} {'median ms':>10} {'p95 ms':>8} {'x health':>9}")
