@@ -133,6 +133,13 @@ def csrf_token_from(html: str) -> str:
     return match.group(1) or match.group(2)
 
 
+def signed_in_client(app: Flask, who) -> FlaskClient:
+    """A test client signed in as ``who`` (id, e-mail, password), as made by ``make_user``."""
+    client = app.test_client()
+    sign_in(client, who[1], who[2])
+    return client
+
+
 def sign_in(client: FlaskClient, email: str, password: str):
     page = client.get("/login")
     return client.post("/login", data={"email": email, "password": password,

@@ -137,3 +137,11 @@ def stored_job(app, world: JobWorld, slurm_job_id: str, state: str = "COMPLETED"
         db.session.add(job)
         db.session.commit()
         return job.id
+
+
+# A job script that held 80 MiB and spun for 7 s, then an srun step holding 40 MiB; exit 3.
+FAILED_WITH_STEPS = """\
+2|FAILED|3:0|13|2|2|00:06.697|26||300M|billing=2,cpu=2,mem=300M,node=1|1
+2.batch|FAILED|3:0|13||2|00:06.538|26|98516K||cpu=2,mem=300M,node=1|1
+2.0|COMPLETED|0:0|6||2|00:00.159|12|54260K||cpu=2,mem=300M,node=1|1
+"""

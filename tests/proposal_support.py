@@ -1,6 +1,7 @@
 """Shared set-up for the calls, proposals and review tests: a site, calls, filled-in proposals."""
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from portal.calls.models import ReviewWorkflow
@@ -8,6 +9,7 @@ from portal.calls.operations import create_call, seed_access_modes
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.models import User
+from portal.proposals import operations as ops
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
 
@@ -67,7 +69,6 @@ def review_world(pi_id: int, staff_id: int, reviewer_id: int, invitee_email: str
     """
     from portal.projects.models import ProjectRole
     from portal.proposals import decisions
-    from portal.proposals import operations as ops
     from portal.reviews.operations import assign_reviewer, declare_conflict
 
     cpu, gpu = make_site()
@@ -88,3 +89,9 @@ def review_world(pi_id: int, staff_id: int, reviewer_id: int, invitee_email: str
         declare_conflict(conflicted, True)
         ids["conflicted_assignment_id"] = conflicted.id
     return ids
+
+
+def field_error(html: str, field: str) -> str:
+    match = re.search(rf'<span class="field-error" data-field="{re.escape(field)}">([^<]+)</span>', html)
+    assert match, f"no message next to {field}"
+    return match.group(1)

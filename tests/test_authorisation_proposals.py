@@ -11,9 +11,9 @@ from portal.extensions import db
 from portal.identity.models import Role, User
 from portal.proposals import operations as ops
 from portal.proposals.models import Invitation, Proposal
+from tests.access_matrix import ENDPOINTS, INVITEE, PI_ROLE, PROPOSAL_APPLICANT, PROPOSAL_TEAM, REVIEW_ASSIGNEE, REVIEWER_ROLE, SIGNED_IN, STAFF, probe, url_for_rule
 from tests.conftest import csrf_token_from, sign_in
 from tests.proposal_support import PROPOSAL_TEXT, review_world
-from tests.test_access import ENDPOINTS, INVITEE, PI_ROLE, PROPOSAL_APPLICANT, PROPOSAL_TEAM, REVIEW_ASSIGNEE, REVIEWER_ROLE, SIGNED_IN, STAFF, probe, url_for_rule
 
 MINE = ("calls.", "proposals.", "reviews.", "api_calls.", "api_proposals.", "api_reviews.")
 PERSONAS = {

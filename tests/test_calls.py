@@ -8,8 +8,7 @@ from portal.calls.operations import DEFAULT_ACCESS_MODES, seed_access_modes
 from portal.extensions import db
 from portal.identity.models import Role
 from tests.conftest import csrf_token_from, sign_in
-from tests.proposal_support import make_site
-from tests.test_proposals_bad_input import field_error
+from tests.proposal_support import field_error, make_site
 
 
 def test_access_modes_are_seeded_once(app_ctx):

@@ -21,8 +21,8 @@ from portal.reviews.models import ReviewAssignment
 from portal.sites.models import Partition
 from portal.slurm.types import JobState, UsageRecord
 from tests.conftest import sign_in
+from tests.listing_support import queries_for
 from tests.proposal_support import make_call, review_world
-from tests.test_grant_list import _queries_for
 
 
 @pytest.fixture
@@ -158,11 +158,11 @@ def test_staff_see_the_work_queue_slurm_state_and_outbox(app, people, world):
 
 def test_every_dashboard_runs_the_same_queries_with_ten_times_the_data(app, people, world):
     clients = {role: _client(app, who) for role, who in people.items()}
-    small = {role: _queries_for(app, client, "/") for role, client in clients.items()}
+    small = {role: queries_for(app, client, "/") for role, client in clients.items()}
     with app.app_context():
         users = {role: db.session.get(User, who[0]) for role, who in people.items()}
         _grow(users["pi"], users["member"], users["reviewer"], 12, first=1)
-    assert {role: _queries_for(app, client, "/") for role, client in clients.items()} == small
+    assert {role: queries_for(app, client, "/") for role, client in clients.items()} == small
     staff = clients["staff"].get("/").get_data(as_text=True)
     assert staff.count('<span class="count">13</span>') == 7  # every queue but the releases
     assert "and 8 more" in staff
@@ -191,11 +191,11 @@ def test_dashboards_of_a_generated_facility_run_the_same_queries_at_ten_times_it
     for who, email in emails.items():
         clients[who] = app.test_client()
         assert sign_in(clients[who], email, PASSWORD).status_code == 302
-    small = {who: _queries_for(app, client, "/") for who, client in clients.items()}
+    small = {who: queries_for(app, client, "/") for who, client in clients.items()}
     with app.app_context():
         generate_facility(200, 5, seed=2, force=True)
         db.session.commit()
-    assert {who: _queries_for(app, client, "/") for who, client in clients.items()} == small
+    assert {who: queries_for(app, client, "/") for who, client in clients.items()} == small
     staff = clients["staff"].get("/").get_data(as_text=True)
     late = re.search(r'id="queue-reports"><h3>[^<]+<span class="count">(\d+)</span>', staff)
     assert late and int(late.group(1)) > 5 and staff.count('<p><a href="/grants/') <= 10  # counted, not listed

@@ -3,63 +3,23 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.formatting import format_number
-from portal.grants.ingest import ingest_records
 from portal.grants.models import Grant, GrantAllocation, JobUsage
 from portal.grants.operations import create_grant
 from portal.grants.summary import risk
 from portal.identity.models import Role, User
 from portal.projects.operations import create_project
-from portal.sites.models import Partition, ResourceKind, Site
+from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
-from portal.slurm.types import JobState, UsageRecord
-from tests.conftest import sign_in
-
-
-def _facility(app, tmp_path, grants: int, *, first: int = 0) -> None:
-    """``grants`` grants on two sites, with jobs charged through ingestion (the real path)."""
-    with app.app_context():
-        sites = []
-        for name in ("Kraków AI", "Vilnius AI"):
-            site = db.session.scalar(select(Site).where(Site.name == name))
-            if site is None:
-                site = create_site(name, name.split()[0].lower(), slurm_conf=str(tmp_path / "missing.conf"))
-                site.partitions += [Partition(name="cpu", resource_kind=ResourceKind.CPU),
-                                    Partition(name="gpu", resource_kind=ResourceKind.GPU, gpus_per_node=4)]
-                db.session.flush()
-            sites.append(site)
-        today = utcnow().date()
-        records: dict[int, list[UsageRecord]] = {}
-        for n in range(first, first + grants):
-            site = sites[n % 2]
-            cpu, gpu = site.partitions
-            pi = User(email=f"pi{n}@uni.example.lt", name=f"Jūratė Petrauskienė {n}" if n % 2 else f"Żaneta Kowalczyk {n}")
-            db.session.add(pi)
-            project = create_project(f"ehpc-{n:05d}", f"Project {n}", pi)
-            project.slurm_account = f"acct{n}"
-            grant = create_grant(project, title=f"Grant {n}", start_date=today - timedelta(days=10 + n % 50),
-                                 end_date=today + timedelta(days=50 + n % 30), hours={cpu: 1000 + n, gpu: 100})
-            for allocation in grant.allocations:
-                allocation.slurm_account = f"acct{n}_{allocation.partition.name}"
-            start = datetime.combine(today - timedelta(days=5), datetime.min.time())
-            records.setdefault(site.id, []).append(UsageRecord(
-                job_id=str(10_000 + n), account=f"acct{n}_cpu", user=f"u{n}", partition="cpu",
-                state=JobState.COMPLETED, submit_time=start, start_time=start, end_time=start + timedelta(hours=1),
-                elapsed_seconds=3600, alloc_cpus=1, cpu_seconds=3600 * (n * 37 % 900), gpu_seconds=0,
-                alloc_tres="cpu=1"))
-        db.session.flush()
-        for site in sites:
-            ingest_records(site, records.get(site.id, []))
-        db.session.commit()
+from tests.conftest import signed_in_client
+from tests.listing_support import grant_facility, queries_for
 
 
 @pytest.fixture
@@ -67,55 +27,23 @@ def staff(app, make_user):
     return make_user(Role.STAFF, email="staff@facility.example")
 
 
-def _client(app, who):
-    client = app.test_client()
-    sign_in(client, who[1], who[2])
-    return client
-
-
-@contextmanager
-def counting_queries(app):
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if threading.current_thread() is main:
-            statements.append(statement)
-
-    main = threading.current_thread()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
-def _queries_for(app, client, url: str) -> int:
-    with counting_queries(app) as statements:
-        response = client.get(url)
-        body = response.get_data()
-    assert response.status_code == 200 and body
-    return len(statements)
-
-
 def test_the_number_of_queries_per_page_does_not_grow_with_the_grants(app, staff, tmp_path):
-    client = _client(app, staff)
-    _facility(app, tmp_path, 10)
+    client = signed_in_client(app, staff)
+    grant_facility(app, tmp_path, 10)
     urls = ["/grants/", "/grants/?sort=risk&per_page=200", "/grants/?q=ehpc&status=active&site=Kraków+AI",
             "/grants/?sort=end&page=2&per_page=3", "/grants/export.csv"]
-    small = {url: _queries_for(app, client, url) for url in urls}
+    small = {url: queries_for(app, client, url) for url in urls}
     assert all(n >= 3 for n in small.values()), small  # the page, its count, the grants' allocations ...
-    _facility(app, tmp_path, 190, first=10)
-    large = {url: _queries_for(app, client, url) for url in urls[:-1]}
+    grant_facility(app, tmp_path, 190, first=10)
+    large = {url: queries_for(app, client, url) for url in urls[:-1]}
     assert large == {url: small[url] for url in urls[:-1]}
     # The export reads in chunks of 1,000 rows: at 200 rows still one chunk.
-    assert _queries_for(app, client, "/grants/export.csv") == small["/grants/export.csv"]
+    assert queries_for(app, client, "/grants/export.csv") == small["/grants/export.csv"]
 
 
 def test_pages_search_and_filters_show_what_people_look_for(app, staff, tmp_path):
-    _facility(app, tmp_path, 60)
-    client = _client(app, staff)
+    grant_facility(app, tmp_path, 60)
+    client = signed_in_client(app, staff)
     first = client.get("/grants/?sort=project").get_data(as_text=True)
     assert "1–25 of 60" in first and "Page 1 of 3" in first
     assert "ehpc-00000" in first and "ehpc-00024" in first and "ehpc-00025" not in first
@@ -136,8 +64,8 @@ def test_pages_search_and_filters_show_what_people_look_for(app, staff, tmp_path
 
 
 def test_risk_order_in_sql_is_the_grant_rule_and_totals_equal_the_ledger(app, staff, tmp_path):
-    _facility(app, tmp_path, 40)
-    client = _client(app, staff)
+    grant_facility(app, tmp_path, 40)
+    client = signed_in_client(app, staff)
     page = client.get("/grants/?sort=risk&per_page=200").get_data(as_text=True)
     shown = [line.split("ehpc-")[1][:5] for line in page.split("<tr><td>")[1:]]
     with app.app_context():
@@ -169,7 +97,7 @@ def test_risk_follows_the_calendar_through_the_hourly_pass(app, staff, tmp_path,
             create_grant(create_project(code, code, pi), title=code, start_date=today - timedelta(days=began),
                          end_date=today + timedelta(days=100 - began), hours={cpu: 1000})
         db.session.commit()
-    client = _client(app, staff)
+    client = signed_in_client(app, staff)
 
     def shown() -> list[tuple[str, str]]:
         page = client.get("/grants/").get_data(as_text=True)
@@ -190,8 +118,8 @@ def test_risk_follows_the_calendar_through_the_hourly_pass(app, staff, tmp_path,
 
 
 def test_the_csv_export_is_what_the_filter_shows_with_the_same_totals(app, staff, tmp_path):
-    _facility(app, tmp_path, 30)
-    client = _client(app, staff)
+    grant_facility(app, tmp_path, 30)
+    client = signed_in_client(app, staff)
     with app.app_context():
         grant = db.session.scalar(select(Grant).join(Grant.project).where(Grant.title == "Grant 7"))
         grant.title = "=HYPERLINK(\"http://evil.example\")"
@@ -212,8 +140,8 @@ def test_the_csv_export_is_what_the_filter_shows_with_the_same_totals(app, staff
 
 
 def test_the_api_lists_grants_a_page_at_a_time_with_the_same_filters(app, staff, tmp_path):
-    _facility(app, tmp_path, 30)
-    client = _client(app, staff)
+    grant_facility(app, tmp_path, 30)
+    client = signed_in_client(app, staff)
     response = client.get("/api/grants?sort=project&per_page=4&page=2&site=Kraków+AI")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert [g["project"] for g in response.get_json()] == ["ehpc-00008", "ehpc-00010", "ehpc-00012", "ehpc-00014"]
@@ -229,12 +157,12 @@ def test_the_api_lists_grants_a_page_at_a_time_with_the_same_filters(app, staff,
 
 
 def test_projects_list_and_dashboard_stay_one_page_whatever_the_facility(app, staff, tmp_path):
-    client = _client(app, staff)
-    _facility(app, tmp_path, 10)
+    client = signed_in_client(app, staff)
+    grant_facility(app, tmp_path, 10)
     urls = ["/", "/projects/", "/projects/?q=petrauskienė&sort=newest", "/projects/export.csv?site=Vilnius+AI"]
-    small = {url: _queries_for(app, client, url) for url in urls}
-    _facility(app, tmp_path, 190, first=10)
-    assert {url: _queries_for(app, client, url) for url in urls} == small
+    small = {url: queries_for(app, client, url) for url in urls}
+    grant_facility(app, tmp_path, 190, first=10)
+    assert {url: queries_for(app, client, url) for url in urls} == small
     dashboard = client.get("/").get_data(as_text=True)
     assert "All 200 projects" in dashboard and dashboard.count('href="/projects/') <= 12
     listed = client.get("/projects/?q=ehpc-0019&sort=code").get_data(as_text=True)

@@ -12,7 +12,7 @@ import pytest
 from portal.formatting import format_number
 from portal.identity.models import Role
 from tests.browser import chromium_page, live_server, screenshot, sign_in_in_browser
-from tests.test_grant_list import _facility
+from tests.listing_support import grant_facility
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def portal_server(app) -> Iterator[str]:
 @pytest.mark.browser
 def test_staff_filter_the_grants_and_export_exactly_what_is_shown(app, make_user, portal_server, tmp_path):
     make_user(Role.STAFF, email="staff@facility.example")
-    _facility(app, tmp_path, 40)  # even grants: Żaneta Kowalczyk's, on Kraków AI; odd: on Vilnius AI
+    grant_facility(app, tmp_path, 40)  # even grants: Żaneta Kowalczyk's, on Kraków AI; odd: on Vilnius AI
     with chromium_page() as page:  # Debian's Chromium, headless, with the flags of tests/test_oidc.py
         sign_in_in_browser(page, portal_server, "staff@facility.example", "staff")
         page.wait_for_url(lambda url: "/login" not in url)

@@ -10,13 +10,8 @@ import pytest
 from portal.jobs.efficiency import duration_text, efficiency_facts
 from portal.slurm.parsing import efficiency_from_sacct, parse_cpu_time_ms, parse_memory_kib
 from portal.slurm.types import JobState
+from tests.job_world import FAILED_WITH_STEPS
 
-# A job script that held 80 MiB and spun for 7 s, then an srun step holding 40 MiB; exit 3.
-FAILED_WITH_STEPS = """\
-2|FAILED|3:0|13|2|2|00:06.697|26||300M|billing=2,cpu=2,mem=300M,node=1|1
-2.batch|FAILED|3:0|13||2|00:06.538|26|98516K||cpu=2,mem=300M,node=1|1
-2.0|COMPLETED|0:0|6||2|00:00.159|12|54260K||cpu=2,mem=300M,node=1|1
-"""
 # Ended within the first sampling interval: no MaxRSS was ever recorded.
 TOO_SHORT_TO_SAMPLE = """\
 1|COMPLETED|0:0|2|2|2|00:00.796|4||200M|billing=2,cpu=2,mem=200M,node=1|1

@@ -19,7 +19,7 @@ from portal.jobs.models import SubmittedJob
 from portal.jobs.operations import _user_workdir, job_templates, plan_job, refresh_states, submit_job
 from portal.slurm.types import JobRequest, JobState
 from tests.conftest import sign_in
-from tests.test_hostile_values import HOSTILE
+from tests.hostile import HOSTILE
 
 MPI_PROGRAM = '''cat > hello_mpi.py <<'EOF'
 import sys

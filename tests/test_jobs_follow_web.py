@@ -9,9 +9,8 @@ from portal.jobs.models import JobEfficiencyRecord, SubmittedJob
 from portal.jobs.operations import job_template, jobs_to_follow, plan_job
 from portal.jobs.output import output_tails
 from portal.slurm.parsing import efficiency_from_sacct
-from tests.conftest import csrf_token_from
-from tests.test_job_efficiency import FAILED_WITH_STEPS
-from tests.test_jobs_web import signed_in
+from tests.conftest import csrf_token_from, signed_in_client
+from tests.job_world import FAILED_WITH_STEPS
 
 
 def _job(app, world, **values) -> int:
@@ -66,7 +65,7 @@ def test_array_task_files_match_their_job_only(app, job_world, tmp_path):
 
 def test_the_submit_again_form_starts_from_the_job_for_those_who_may_see_it(app, job_world):
     job_id = _job(app, job_world, label="second")
-    member, outsider = signed_in(app, job_world.member), signed_in(app, job_world.outsider)
+    member, outsider = signed_in_client(app, job_world.member), signed_in_client(app, job_world.outsider)
     page = member.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert f'href="/jobs/new/serial?from={job_id}"' in page
     form = member.get(f"/jobs/new/serial?from={job_id}").get_data(as_text=True)
@@ -94,7 +93,7 @@ def test_a_stored_efficiency_shows_on_page_api_and_cli_and_ends_the_following(ap
     job_id = _job(app, job_world)
     with app.app_context():
         assert job_id in [j.id for j in jobs_to_follow()]  # ended, efficiency not read yet
-    member = signed_in(app, job_world.member)
+    member = signed_in_client(app, job_world.member)
     assert "Waiting for Slurm" in member.get(f"/jobs/{job_id}").get_data(as_text=True)
     with app.app_context():
         db.session.get(SubmittedJob, job_id).efficiency = JobEfficiencyRecord.of(

@@ -4,14 +4,8 @@ from __future__ import annotations
 from portal.extensions import db
 from portal.jobs.models import SubmittedJob
 from portal.projects.models import ProjectRole
-from tests.conftest import csrf_token_from, sign_in
+from tests.conftest import csrf_token_from, signed_in_client
 from tests.job_world import add_member_to, stored_job
-
-
-def signed_in(app, who):
-    client = app.test_client()
-    sign_in(client, who[1], who[2])
-    return client
 
 
 def form_data(page: str, world, **values) -> dict:
@@ -22,7 +16,7 @@ def form_data(page: str, world, **values) -> dict:
 
 
 def test_the_form_shows_limits_beside_fields_and_previews_the_exact_script(app, job_world):
-    client = signed_in(app, job_world.member)
+    client = signed_in_client(app, job_world.member)
     index = client.get("/jobs/").get_data(as_text=True)
     assert "Plain job (your command)" in index and "/jobs/new/mpi" in index
     page = client.get("/jobs/new/mpi").get_data(as_text=True)
@@ -39,7 +33,7 @@ def test_the_form_shows_limits_beside_fields_and_previews_the_exact_script(app, 
 
 
 def test_over_the_limit_the_message_stands_next_to_the_field_and_nothing_is_submitted(app, job_world):
-    client = signed_in(app, job_world.member)
+    client = signed_in_client(app, job_world.member)
     page = client.get("/jobs/new/serial").get_data(as_text=True)
     data = form_data(page, job_world, time="90", action="submit")
     data["partition"] = job_world.partition_ids["debug"]
@@ -51,7 +45,7 @@ def test_over_the_limit_the_message_stands_next_to_the_field_and_nothing_is_subm
 
 
 def test_hostile_form_values_are_refused_at_the_field(app, job_world):
-    client = signed_in(app, job_world.member)
+    client = signed_in_client(app, job_world.member)
     page = client.get("/jobs/new/array").get_data(as_text=True)
     html = client.post("/jobs/new/array", data=form_data(page, job_world, inputs="x\n#SBATCH --uid=0")).get_data(as_text=True)
     assert "inputs: line breaks and control characters are not allowed" in html
@@ -60,7 +54,7 @@ def test_hostile_form_values_are_refused_at_the_field(app, job_world):
 
 def test_an_outsider_cannot_choose_the_project_or_see_its_jobs(app, job_world):
     job_id = stored_job(app, job_world, "999999")
-    client = signed_in(app, job_world.outsider)
+    client = signed_in_client(app, job_world.outsider)
     page = client.get("/jobs/new/serial").get_data(as_text=True)
     assert "Żółć projekt" not in page
     data = form_data(page, job_world, action="submit")
@@ -76,12 +70,12 @@ def test_an_outsider_cannot_choose_the_project_or_see_its_jobs(app, job_world):
                            headers={"X-CSRFToken": csrf_token_from(page)})
     assert response.status_code == 404
     # A member sees it; a plain member may not cancel someone else's job, the PI may.
-    member = signed_in(app, job_world.member)
+    member = signed_in_client(app, job_world.member)
     assert "999999" in member.get(f"/jobs/{job_id}").get_data(as_text=True)
 
 
 def test_api_lists_templates_and_previews_with_numbers(app, job_world):
-    client = signed_in(app, job_world.member)
+    client = signed_in_client(app, job_world.member)
     templates = client.get("/api/jobs/templates").get_json()
     mpi = next(t for t in templates if t["name"] == "mpi")
     assert {p["name"]: p["feeds"] for p in mpi["params"]} == {
@@ -106,9 +100,9 @@ def test_staff_see_broken_templates_with_file_and_line(app, job_world, make_user
     (tmp_path / "broken.json").write_text('{\n "title": "x",,\n}\n')
     monkeypatch.setitem(app.config, "JOB_TEMPLATES_DIR", str(tmp_path))
     staff = make_user(Role.STAFF)
-    html = signed_in(app, staff).get("/jobs/templates/problems").get_data(as_text=True)
+    html = signed_in_client(app, staff).get("/jobs/templates/problems").get_data(as_text=True)
     assert "broken.json" in html and "<td>2</td>" in html and "10 templates loaded" in html
-    assert signed_in(app, job_world.member).get("/jobs/templates/problems").status_code == 403
+    assert signed_in_client(app, job_world.member).get("/jobs/templates/problems").status_code == 403
 
 
 def test_only_submitter_pi_and_staff_may_cancel(app, job_world, make_user):
@@ -117,7 +111,7 @@ def test_only_submitter_pi_and_staff_may_cancel(app, job_world, make_user):
     other = make_user(Role.MEMBER)
     add_member_to(app, job_world, other[0], ProjectRole.MEMBER)
     job_id = stored_job(app, job_world, "4242")
-    client = signed_in(app, other)
+    client = signed_in_client(app, other)
     token = csrf_token_from(client.get("/jobs/").get_data(as_text=True))
     assert client.post(f"/jobs/{job_id}/cancel", data={"csrf_token": token}).status_code == 403
     assert client.post(f"/api/jobs/{job_id}/cancel", headers={"X-CSRFToken": token}).status_code == 403
@@ -148,7 +142,7 @@ def test_output_is_read_only_from_regular_files_under_the_root_never_through_lin
 
 
 def test_a_misspelt_parameter_is_refused_in_the_api_and_the_cli(app, job_world):
-    client = signed_in(app, job_world.member)
+    client = signed_in_client(app, job_world.member)
     token = csrf_token_from(client.get("/jobs/").get_data(as_text=True))
     body = {"template": "serial", "project_id": job_world.project_id, "partition_id": job_world.partition_ids["cpu"],
             "values": {"tme": "600"}}
@@ -165,7 +159,7 @@ def test_a_misspelt_parameter_is_refused_in_the_api_and_the_cli(app, job_world):
 
 
 def test_the_users_command_is_a_text_area_and_previews_quoted_after_the_header(app, job_world):
-    client = signed_in(app, job_world.member)
+    client = signed_in_client(app, job_world.member)
     page = client.get("/jobs/new/serial").get_data(as_text=True)
     assert '<textarea' in page and 'name="p_command"' in page
     command = 'for f in *.txt; do\n  echo "$f: $(wc -l < "$f")"\ndone\n#SBATCH --uid=0\n'

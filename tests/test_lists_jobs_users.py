@@ -15,7 +15,8 @@ from portal.projects.models import Project
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
-from tests.test_grant_list import _client, _queries_for
+from tests.conftest import signed_in_client
+from tests.listing_support import queries_for
 
 STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED")
 DAY = datetime(2031, 3, 1, 12, 0)
@@ -66,22 +67,22 @@ def _csv(response) -> list[dict[str, str]]:
 
 
 def test_the_number_of_queries_per_jobs_page_does_not_grow_with_the_jobs(app, people):
-    staff, member = _client(app, people["staff"]), _client(app, people["member"])
+    staff, member = signed_in_client(app, people["staff"]), signed_in_client(app, people["member"])
     _jobs(app, 10)
     urls = ["/jobs/", "/jobs/?per_page=200&sort=project", "/jobs/?q=run&state=RUNNING&partition=cpu",
             "/jobs/?sort=state&page=2&per_page=3&submitted_after=2031-03-02", "/jobs/export.csv",
             "/api/jobs?per_page=200", "/api/jobs?project=jobs-a&sort=oldest"]
-    small = {(who, url): _queries_for(app, client, url) for who, client in (("staff", staff), ("member", member))
+    small = {(who, url): queries_for(app, client, url) for who, client in (("staff", staff), ("member", member))
              for url in urls}
     _jobs(app, 190, first=10)
-    large = {(who, url): _queries_for(app, client, url) for who, client in (("staff", staff), ("member", member))
+    large = {(who, url): queries_for(app, client, url) for who, client in (("staff", staff), ("member", member))
              for url in urls}
     assert large == small
 
 
 def test_jobs_search_filters_pages_and_who_sees_which(app, people):
     _jobs(app, 60)
-    staff = _client(app, people["staff"])
+    staff = signed_in_client(app, people["staff"])
     first = staff.get("/jobs/?sort=oldest").get_data(as_text=True)
     assert "1–25 of 60" in first and "run-0000" in first and "run-0024" in first and "run-0025" not in first
     assert "run-0025" in staff.get("/jobs/?sort=oldest&page=2").get_data(as_text=True)
@@ -99,11 +100,11 @@ def test_jobs_search_filters_pages_and_who_sees_which(app, people):
         as_text=True)
     assert staff.get("/jobs/?page=x&per_page=0&sort=drop&submitted_after=soon").status_code == 200
     # A member sees the jobs of their own project only; an outsider sees none.
-    member = _client(app, people["member"])
+    member = signed_in_client(app, people["member"])
     mine = member.get("/jobs/?per_page=200").get_data(as_text=True)
     assert "1–30 of 30" in mine and "run-0002" in mine and "run-0001" not in mine
     assert "No job matches." in member.get("/jobs/?project=jobs-b&per_page=200").get_data(as_text=True)
-    outsider = _client(app, people["outsider"])
+    outsider = signed_in_client(app, people["outsider"])
     assert "No jobs yet." in outsider.get("/jobs/").get_data(as_text=True)
     assert outsider.get("/api/jobs").get_json() == []
     assert _csv(outsider.get("/jobs/export.csv")) == []
@@ -111,7 +112,7 @@ def test_jobs_search_filters_pages_and_who_sees_which(app, people):
 
 def test_jobs_api_pages_with_headers_and_csv_exports_what_the_filter_shows(app, people):
     _jobs(app, 60)
-    staff = _client(app, people["staff"])
+    staff = signed_in_client(app, people["staff"])
     response = staff.get("/api/jobs?state=FAILED&per_page=5&sort=oldest")
     assert response.status_code == 200 and response.headers["X-Total-Count"] == "15"
     assert [j["job_name"] for j in response.get_json()] == [f"run-{n:04d}" for n in range(3, 23, 4)]
@@ -119,7 +120,7 @@ def test_jobs_api_pages_with_headers_and_csv_exports_what_the_filter_shows(app, 
     assert 'rel="prev"' not in response.headers["Link"]
     last = staff.get("/api/jobs?state=FAILED&per_page=5&sort=oldest&page=3")
     assert 'rel="prev"' in last.headers["Link"] and 'rel="next"' not in last.headers["Link"]
-    member = _client(app, people["member"])
+    member = signed_in_client(app, people["member"])
     assert member.get("/api/jobs").headers["X-Total-Count"] == "30"
     assert member.get("/api/jobs?q=ruta&project=jobs-b").get_json() == []
     rows = _csv(staff.get("/jobs/export.csv?partition=cpu&sort=oldest&project=jobs-a"))
@@ -145,18 +146,18 @@ def _accounts(app, count: int, *, first: int = 0) -> None:
 
 
 def test_the_number_of_queries_per_users_page_does_not_grow_with_the_accounts(app, people):
-    staff = _client(app, people["staff"])
+    staff = signed_in_client(app, people["staff"])
     _accounts(app, 10)
     urls = ["/admin/users", "/admin/users?per_page=200&sort=newest", "/admin/users?q=person&role=pi&status=active",
             "/admin/users?country=PL&page=2&per_page=3", "/admin/users/export.csv"]
-    small = {url: _queries_for(app, staff, url) for url in urls}
+    small = {url: queries_for(app, staff, url) for url in urls}
     _accounts(app, 190, first=10)
-    assert {url: _queries_for(app, staff, url) for url in urls} == small
+    assert {url: queries_for(app, staff, url) for url in urls} == small
 
 
 def test_users_search_filters_and_csv(app, people):
     _accounts(app, 60)
-    staff = _client(app, people["staff"])
+    staff = signed_in_client(app, people["staff"])
     first = staff.get("/admin/users").get_data(as_text=True)
     assert "1–25 of 63" in first and "Page 1 of 3" in first
     assert "1–1 of 1" in staff.get("/admin/users?q=p0042").get_data(as_text=True)  # Unix name
@@ -175,6 +176,6 @@ def test_users_search_filters_and_csv(app, people):
     shown = staff.get("/admin/users?role=pi&status=active&country=LT&per_page=200").get_data(as_text=True)
     assert f"1–{len(expected)} of {len(expected)}" in shown and all(e in shown for e in expected)
     # Not for people who are not staff: neither the list nor its export.
-    member = _client(app, people["member"])
+    member = signed_in_client(app, people["member"])
     assert member.get("/admin/users").status_code in (302, 403)
     assert member.get("/admin/users/export.csv").status_code in (302, 403)

@@ -20,8 +20,8 @@ from portal.proposals.models import Proposal, ProposalRequest, ProposalState
 from portal.reviews.models import ReviewAssignment
 from portal.sites.models import Partition
 from tests.conftest import sign_in
+from tests.listing_support import queries_for
 from tests.proposal_support import make_call, make_site
-from tests.test_grant_list import _queries_for
 
 STATES = (ProposalState.DRAFT, ProposalState.SUBMITTED, ProposalState.IN_REVIEW, ProposalState.AWARDED)
 
@@ -132,9 +132,9 @@ def _runs(app, count: int, *, first: int = 0) -> None:
 
 
 def _constant(app, client, urls, grow) -> None:
-    small = {url: _queries_for(app, client, url) for url in urls}
+    small = {url: queries_for(app, client, url) for url in urls}
     grow()
-    large = {url: _queries_for(app, client, url) for url in urls}
+    large = {url: queries_for(app, client, url) for url in urls}
     assert large == small
 
 

@@ -31,9 +31,8 @@ from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.identity.models import IdentityLink, Role, User
 from portal.identity.oidc import ProviderConfigError, parse_providers
-from tests.oidc_provider import OidcTestProvider
+from tests.oidc_provider import OidcTestProvider, provider_answer
 from tests.proposal_support import PROPOSAL_TEXT, make_call, make_site
-from tests.test_oidc import provider_answer
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTITLEMENT_STAFF = "urn:geant:ai-factory.example.eu:group:staff#aai.example.eu"
@@ -82,7 +81,7 @@ def sign_in(portal: Flask, name: str = "test"):
 def test_userinfo_supplies_what_the_id_token_leaves_out(make_app, idp):
     portal = make_app([idp.portal_config()], LOGIN_RATE_LIMIT="1000/60")
     idp.misbehave.claims_in_userinfo_only = True
-    _client, response = sign_in(portal)
+    signed_in_client, response = sign_in(portal)
     assert response.status_code == 302, response.get_data(as_text=True)
     with portal.app_context():
         user = db.session.scalar(select(User))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import re
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from portal.identity.models import Role, User
 from portal.proposals import operations as ops
 from portal.proposals.models import Proposal, ProposalEvent, ProposalState
 from tests.conftest import csrf_token_from, sign_in
-from tests.proposal_support import PROPOSAL_TEXT, make_call, make_site, set_country
+from tests.proposal_support import PROPOSAL_TEXT, field_error, make_call, make_site, set_country
 
 
 @pytest.fixture
@@ -41,12 +40,6 @@ def snapshot(app, proposal_id):
         return (proposal.title, proposal.state, proposal.storage_gib,
                 sorted((r.partition_id, r.requested_minutes) for r in proposal.requests),
                 proposal.evidence.size if proposal.evidence else None, events)
-
-
-def field_error(html: str, field: str) -> str:
-    match = re.search(rf'<span class="field-error" data-field="{re.escape(field)}">([^<]+)</span>', html)
-    assert match, f"no message next to {field}"
-    return match.group(1)
 
 
 def post_multipart(client, url, fields, headers=None):

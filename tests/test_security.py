@@ -13,8 +13,8 @@ from portal.audit.operations import record
 from portal.extensions import db
 from portal.identity.models import Role, User
 from portal.identity.ratelimit import Limit, hit
+from tests.access_matrix import ENDPOINTS, RUN_TOKEN, url_for_rule
 from tests.conftest import csrf_token_from, sign_in
-from tests.test_access import ENDPOINTS, RUN_TOKEN, url_for_rule
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "portal" / "templates"
 
