@@ -2,6 +2,8 @@
 page arguments."""
 from __future__ import annotations
 
+from marshmallow import Schema, fields
+
 from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 #: For ``@blp.response(..., headers=LIST_HEADERS)``: documents both headers in the OpenAPI.
@@ -12,3 +14,9 @@ LIST_HEADERS = {
 PAGE_DESCRIPTION = "1-based page number"
 PER_PAGE_DESCRIPTION = f"rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})"
 
+
+class PageArgs(Schema):
+    """The page arguments every list endpoint takes; its own filters subclass this."""
+
+    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
+    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})

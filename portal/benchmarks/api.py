@@ -12,7 +12,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.api.paging import LIST_HEADERS, PageArgs
 from portal.api.schemas import BenchmarkRunSchema, BenchmarkRunSummarySchema
 from portal.benchmarks import listing
 from portal.benchmarks.acceptance import TokenRefused, accept_result
@@ -26,7 +26,7 @@ from portal.web.listing import page_headers, page_request, paginate
 blp = Blueprint("api_benchmarks", __name__, description="Acceptance benchmark results (mpi_examples)")
 
 
-class RunFilter(Schema):
+class RunFilter(PageArgs):
     q = fields.Str(metadata={"description": "search the system, partition, array or references entry"})
     system = fields.Str()
     partition = fields.Str()
@@ -35,8 +35,6 @@ class RunFilter(Schema):
     since = fields.Date(metadata={"description": "measured on or after this day (UTC)"})
     until = fields.Date(metadata={"description": "measured on or before this day (UTC)"})
     sort = fields.Str(metadata={"description": "newest (default), oldest, system"})
-    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
-    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
 
 
 class HistoryQuery(Schema):

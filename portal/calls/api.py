@@ -6,7 +6,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.api.paging import LIST_HEADERS, PageArgs
 from portal.calls import listing
 from portal.calls.errors import Problems
 from portal.calls.models import AccessMode, ReviewWorkflow
@@ -107,13 +107,11 @@ class CommitteeSchema(Schema):
     demand = fields.List(fields.Nested(DemandSchema))
 
 
-class CallListArgs(Schema):
+class CallListArgs(PageArgs):
     q = fields.Str(metadata={"description": "search the call's code or title"})
     mode = fields.Str(metadata={"description": "access mode name (see /api/calls/access-modes)"})
     status = fields.Str(metadata={"description": "open (accepting submissions now), upcoming (staff) or closed"})
     sort = fields.Str(metadata={"description": "newest (default: latest opening first), closing, code, title"})
-    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
-    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
 
 
 @blp.route("")

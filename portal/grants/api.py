@@ -6,6 +6,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
+from portal.api.paging import PageArgs
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants import listing
@@ -15,7 +16,7 @@ from portal.grants.reconcile import is_pending
 from portal.grants.requests import decide_request
 from portal.grants.summary import forecast, resource_totals
 from portal.identity.access import staff_required
-from portal.web.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_headers, page_request, paginate
+from portal.web.listing import page_headers, page_request, paginate
 
 blp = Blueprint("api_grants", __name__, description="Grants: awarded, used and remaining hours per resource")
 
@@ -57,7 +58,7 @@ class GrantDetailSchema(GrantSchema):
         return is_pending({a.partition.site_id for a in grant.allocations})
 
 
-class GrantListArgs(Schema):
+class GrantListArgs(PageArgs):
     q = fields.Str(metadata={"description": "search project code, grant or project title, PI name or e-mail"})
     status = fields.Str(metadata={"description": "active, suspended, expired or closed"})
     site = fields.Str(metadata={"description": "site name"})
@@ -66,8 +67,6 @@ class GrantListArgs(Schema):
     ends_after = fields.Date()
     ends_before = fields.Date()
     sort = fields.Str(metadata={"description": "risk (default: furthest off a steady pace first), end, start, project"})
-    page = fields.Int(metadata={"description": "1-based page number"})
-    per_page = fields.Int(metadata={"description": f"rows per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})"})
 
 
 class GrantRowSchema(GrantSchema):

@@ -3,7 +3,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.api.paging import LIST_HEADERS, PageArgs
 from portal.extensions import db
 from portal.jobs import listing
 from portal.jobs.operations import JobError, cancel_job, job_template, job_templates, plan_by_ids, plan_resubmission, resubmit_job, submit_job, visible_job
@@ -162,7 +162,7 @@ def _submitted(plan, submit):
         abort(503, message=_("Slurm did not accept the job: %(error)s", error=str(exc)))
 
 
-class JobListArgs(Schema):
+class JobListArgs(PageArgs):
     q = fields.Str(metadata={"description": "search job name, Slurm job id, Unix user, submitter's name or e-mail"})
     state = fields.Str(metadata={"description": "Slurm state as last read, e.g. PENDING, RUNNING, COMPLETED"})
     project = fields.Str(metadata={"description": "project code"})
@@ -170,8 +170,6 @@ class JobListArgs(Schema):
     submitted_after = fields.Date(metadata={"description": "submitted on or after this day (UTC)"})
     submitted_before = fields.Date(metadata={"description": "submitted on or before this day (UTC)"})
     sort = fields.Str(metadata={"description": "newest (default), oldest, state, project"})
-    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
-    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
 
 
 @blp.route("")

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.api.paging import LIST_HEADERS, PageArgs
 from portal.calls.api import DATABASE_ID, refuse
 from portal.calls.errors import Problems
 from portal.calls.operations import visible_call
@@ -167,7 +167,7 @@ def _fields(data: dict) -> dict:
     return {k: v for k, v in data.items() if k not in ("requests", "call_id")}
 
 
-class ProposalListArgs(Schema):
+class ProposalListArgs(PageArgs):
     q = fields.Str(metadata={"description": "search title, call code or title, project code, PI name or e-mail"})
     state = fields.Str(metadata={"description": "a proposal state: " + ", ".join(
         s.value for s in listing.ProposalState)})
@@ -175,8 +175,6 @@ class ProposalListArgs(Schema):
     submitted_after = fields.Date(metadata={"description": "submitted on or after this day (UTC)"})
     submitted_before = fields.Date(metadata={"description": "submitted on or before this day (UTC)"})
     sort = fields.Str(metadata={"description": "newest (default), submitted, title, call"})
-    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
-    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
 
 
 @blp.route("")

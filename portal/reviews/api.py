@@ -5,7 +5,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from portal.api.paging import LIST_HEADERS, PAGE_DESCRIPTION, PER_PAGE_DESCRIPTION
+from portal.api.paging import LIST_HEADERS, PageArgs
 from portal.calls.api import refuse
 from portal.calls.errors import Problems
 from portal.identity.access import require_role
@@ -66,13 +66,11 @@ def _assignment(assignment_id: int):
     return accessible_assignment(current_user, assignment_id) or abort(404)
 
 
-class AssignmentListArgs(Schema):
+class AssignmentListArgs(PageArgs):
     q = fields.Str(metadata={"description": "search the proposal title, the call code or title"})
     status = fields.Str(metadata={"description": "declare (conflicts not declared yet), to_review or submitted"})
     call = fields.Str(metadata={"description": "call code"})
     sort = fields.Str(metadata={"description": "newest (default) or oldest assignment first"})
-    page = fields.Int(metadata={"description": PAGE_DESCRIPTION})
-    per_page = fields.Int(metadata={"description": PER_PAGE_DESCRIPTION})
 
 
 @blp.route("")
