@@ -147,7 +147,7 @@ def test_two_top_ups_of_one_allocation_at_once_both_land(app, granted):
 
 
 def test_two_top_up_requests_approved_at_once_through_the_pages_both_land(app, granted, monkeypatch):
-    from portal.grants import blueprint
+    from portal.grants import views as blueprint
 
     first, second = _ask(app, granted, hours=200), _ask(app, granted, hours=300)
     barrier = threading.Barrier(2)
@@ -171,7 +171,7 @@ def test_two_top_up_requests_approved_at_once_through_the_pages_both_land(app, g
 
 def test_one_request_decided_twice_at_once_takes_effect_once_and_the_other_gets_409(app, granted, monkeypatch):
     from portal.grants import api as grants_api
-    from portal.grants import blueprint
+    from portal.grants import views as blueprint
 
     request_id = _ask(app, granted, hours=500)
     barrier = threading.Barrier(2)
