@@ -38,9 +38,16 @@ def _note_write(session, _flush_context) -> None:
 
 
 @event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
 def _forget_write(session) -> None:
     session.info.pop(_WROTE, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_everything(session) -> None:
+    # However the rollback came about (roll_back(), a view's own db.session.rollback(), the
+    # session's removal at the end of a request), nothing queued for after the commit is left.
+    session.info.pop(_WROTE, None)
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def require_clean_session() -> None:

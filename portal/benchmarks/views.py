@@ -22,6 +22,7 @@ from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError
+from portal.transactions import roll_back
 from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("benchmarks", __name__, url_prefix="/benchmarks")
@@ -106,7 +107,7 @@ def start_acceptance():
             run = start_acceptance_run(current_user, partition, form.benchmarks.data, form.size.data,
                                        ntasks=form.ntasks.data, time_minutes=form.time_minutes.data)
         except (AcceptanceError, SchedulerError) as exc:
-            db.session.rollback()
+            roll_back()
             flash(_("%(partition)s: not started: %(error)s", partition=partition.label, error=exc), "error")
             return redirect(url_for("benchmarks.acceptance"))
         started.append(run)

@@ -25,6 +25,7 @@ from portal.grants.requests import ask_for_change, can_manage, decide_request, f
 from portal.grants.summary import forecast, jobs_of, resource_totals, usage_by_member
 from portal.identity.access import staff_required
 from portal.sites.models import Partition, ResourceKind
+from portal.transactions import roll_back
 from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("grants", __name__, url_prefix="/grants")
@@ -141,7 +142,7 @@ def decide(request_id: int):
     except GrantError as exc:
         # Not a redirect: a 3xx would commit. The page shows what is stored, so roll back the
         # half-applied decision first (the request's handler would roll it back anyway).
-        db.session.rollback()
+        roll_back()
         flash(str(exc), "error")
         return _render_detail(change.grant, status=409 if isinstance(exc, GrantConflict) else 422)
     flash(_("Request %(id)d: %(status)s.", id=change.id, status=_(change.status.value)), "info")

@@ -17,6 +17,7 @@ from portal.identity.access import admin_required, staff_required
 from portal.identity.forms import ConfirmForm, DisableUserForm, LinkIdentityForm, UnlinkIdentityForm, UserRolesForm
 from portal.identity.models import Role, RoleGrant, User
 from portal.identity.operations import AccountError, country_name, disable_user, enable_user, link_identity, profile_from_provider, unlink_identity, update_user_roles, verify_profile
+from portal.transactions import roll_back
 from portal.web.listing import PageRequest, csv_response, matches_any, page_request, paginate
 
 bp = Blueprint("people", __name__, url_prefix="/admin/users")
@@ -130,7 +131,7 @@ def _change(user_id: int, make_form: Callable, change: Callable[[User, object], 
     try:
         done = change(person, form)
     except AccountError as exc:
-        db.session.rollback()
+        roll_back()
         flash(str(exc), "error")
         return _user_page(db.get_or_404(User, user_id), status=409 if exc.conflict else 400)
     flash(done, "info")

@@ -9,13 +9,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from portal.audit.operations import record
-from portal.extensions import db
 from portal.identity import oidc
 from portal.identity.access import public
 from portal.identity.forms import LoginForm
 from portal.identity.models import User
 from portal.identity.providers import LocalPasswordProvider
 from portal.identity.ratelimit import Limit, client_address, configured, exceeded, hit, too_many_requests
+from portal.transactions import roll_back
 
 bp = Blueprint("identity", __name__)
 
@@ -138,7 +138,7 @@ def oidc_callback(name: str):
         result = oidc.finish_sign_in(provider)
         user, created = oidc.user_for_claims(provider, result.claims)
     except oidc.SignInRefused as exc:
-        db.session.rollback()
+        roll_back()
         session.clear()
         session["oidc_browser"] = browser
         if exc.counts:
