@@ -11,7 +11,7 @@ from datetime import datetime
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint, func, true
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, UniqueConstraint, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -47,6 +47,10 @@ def enum_column(enum_cls: type[enum.Enum], name: str) -> Enum:
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # The people list (60,000 accounts at a large facility): its orders read off an index, and
+    # the countries in its filter menu are found by skipping along one (portal/identity/people.py).
+    __table_args__ = (Index("ix_users_name_id", "name", "id"), Index("ix_users_created_at_id", "created_at", "id"),
+                      Index("ix_users_country", "country"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
