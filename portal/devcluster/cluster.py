@@ -66,10 +66,16 @@ def loopback_quickack() -> str:
         changed = []
         for route in routes:
             fields = route.split()
-            if fields[:1] == ["local"] and fields[1].startswith("127.") and "quickack" not in fields:
-                subprocess.run([ip, "route", "change", *fields, "table", "local", "quickack", "1"],
-                               capture_output=True, text=True, timeout=5, check=True)
-                changed.append(fields[1])
+            if fields[:1] != ["local"] or not fields[1].startswith("127."):
+                continue
+            if "quickack" in fields:
+                at = fields.index("quickack")
+                if fields[at + 1:at + 2] == ["1"]:
+                    continue
+                del fields[at:at + 2]  # "quickack 0", set by hand: replaced below
+            subprocess.run([ip, "route", "change", *fields, "table", "local", "quickack", "1"],
+                           capture_output=True, text=True, timeout=5, check=True)
+            changed.append(fields[1])
     except (OSError, subprocess.SubprocessError) as exc:
         return f"loopback routes left alone ({exc})"
     return f"quick ACKs on loopback routes {', '.join(changed)}" if changed else "quick ACKs already on loopback"
