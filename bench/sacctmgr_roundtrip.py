@@ -22,20 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from portal.devcluster.cluster import LocalCluster
-
-
-def set_quickack(on: bool) -> None:
-    routes = subprocess.run(["ip", "route", "show", "table", "local"], capture_output=True, text=True,
-                            check=True).stdout.splitlines()
-    for route in routes:
-        fields = route.split()
-        if fields[:1] == ["local"] and fields[1].startswith("127."):
-            if "quickack" in fields:
-                at = fields.index("quickack")
-                del fields[at:at + 2]
-            subprocess.run(["ip", "route", "change", *fields, "table", "local", "quickack", "1" if on else "0"],
-                           check=True)
+from portal.devcluster.cluster import LocalCluster, set_loopback_quickack
 
 
 def timed(argv: list[str], env: dict) -> float:
@@ -59,14 +46,14 @@ def main() -> int:
     try:
         for round_ in range(args.rounds):
             for on in ((False, True) if round_ % 2 == 0 else (True, False)):
-                set_quickack(on)
+                set_loopback_quickack(on)
                 samples.setdefault(("show cluster", on), []).append(
                     timed(["sacctmgr", "-n", "show", "cluster"], env))
                 add = timed(["sacctmgr", "-i", "add", "account", "benchrt", f"cluster={name}"], env)
                 delete = timed(["sacctmgr", "-i", "delete", "account", "benchrt"], env)
                 samples.setdefault(("add + delete account", on), []).append(add + delete)
     finally:
-        set_quickack(True)
+        set_loopback_quickack(True)
         if started and not args.dir:
             cluster.destroy()
             shutil.rmtree(folder, ignore_errors=True)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from portal.extensions import db
 
 _AFTER_COMMIT = "after_commit"
+_BATCHES = "after_commit_batches"
 _WROTE = "wrote_uncommitted"
 
 
@@ -48,6 +49,7 @@ def _forget_everything(session) -> None:
     # session's removal at the end of a request), nothing queued for after the commit is left.
     session.info.pop(_WROTE, None)
     session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_BATCHES, None)
 
 
 def require_clean_session() -> None:
@@ -63,6 +65,17 @@ def after_commit(action: Callable[[], object]) -> None:
     db.session.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
+def after_commit_batch(key: str, item: object, action: Callable[[list], object]) -> None:
+    """Collect ``item`` under ``key``; once the transaction has committed, ``action`` runs once
+    with everything collected under that key (e.g. every message a request queued, sent in
+    one go); never if it rolls back."""
+    batches = db.session.info.setdefault(_BATCHES, {})
+    if key not in batches:
+        batches[key] = []
+        after_commit(lambda: action(batches.pop(key)))
+    batches[key].append(item)
+
+
 def commit() -> None:
     """Commit the owner's transaction, then do what it queued for after the commit."""
     db.session.commit()
@@ -71,9 +84,10 @@ def commit() -> None:
 
 
 def roll_back() -> None:
-    """Roll the owner's transaction back, and forget what it queued for after the commit."""
+    """Roll the owner's transaction back, and forget what it queued for after the commit (the
+    rollback listener above does that too, but only when a database transaction was open)."""
     db.session.rollback()
-    db.session.info.pop(_AFTER_COMMIT, None)
+    _forget_everything(db.session())
 
 
 @contextmanager

@@ -18,7 +18,7 @@ down_revision = 'b8e2f4a6c1d3'
 branch_labels = None
 depends_on = None
 
-# (table, event, PostgreSQL transition tables, the changes as SELECT ... FROM them)
+# What each row side (new/old) of a statement adds to the totals, as SELECT ... FROM it
 _ALLOCATION_CHANGES = {
     "new": "SELECT resource_kind || '.awarded_minutes' AS counter, awarded_minutes AS amount FROM {t}"
            " UNION ALL SELECT resource_kind || '.used_seconds', used_seconds FROM {t}",
@@ -27,18 +27,19 @@ _ALLOCATION_CHANGES = {
 }
 _GRANT_CHANGES = {"new": "SELECT 'grants' AS counter, 1 AS amount FROM {t}",
                   "old": "SELECT 'grants' AS counter, -1 AS amount FROM {t}"}
-_TRIGGERS = [  # name, table, event, changes, the row sides (new/old) the event has
-    ("grant_allocations_totals_insert", "grant_allocations", "INSERT", _ALLOCATION_CHANGES, ("new",)),
-    ("grant_allocations_totals_update", "grant_allocations", "UPDATE", _ALLOCATION_CHANGES, ("new", "old")),
-    ("grant_allocations_totals_delete", "grant_allocations", "DELETE", _ALLOCATION_CHANGES, ("old",)),
-    ("grants_totals_insert", "grants", "INSERT", _GRANT_CHANGES, ("new",)),
-    ("grants_totals_delete", "grants", "DELETE", _GRANT_CHANGES, ("old",)),
+_CHANGES = {"grant_allocations": _ALLOCATION_CHANGES, "grants": _GRANT_CHANGES}
+_TRIGGERS = [  # name, table, event, the row sides (new/old) the event has
+    ("grant_allocations_totals_insert", "grant_allocations", "INSERT", ("new",)),
+    ("grant_allocations_totals_update", "grant_allocations", "UPDATE", ("new", "old")),
+    ("grant_allocations_totals_delete", "grant_allocations", "DELETE", ("old",)),
+    ("grants_totals_insert", "grants", "INSERT", ("new",)),
+    ("grants_totals_delete", "grants", "DELETE", ("old",)),
 ]
 
 
-def _postgresql(name, table, event, changes, sides):
+def _postgresql(name, table, event, sides):
     referencing = " ".join(f"{side.upper()} TABLE AS {side}_rows" for side in sides)
-    union = " UNION ALL ".join(changes[side].format(t=f"{side}_rows") for side in sides)
+    union = " UNION ALL ".join(_CHANGES[table][side].format(t=f"{side}_rows") for side in sides)
     op.execute(f"""
         CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -51,10 +52,10 @@ def _postgresql(name, table, event, changes, sides):
                f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
 
 
-def _sqlite(name, table, event, changes, sides):
-    # Per row: NEW and OLD stand for the row. An update that changes none of the summed
-    # columns (a full refresh rewrites every allocation's used seconds) adds nothing.
-    del changes  # SQLite has no transition tables: the same changes, written per row
+def _sqlite(name, table, event, sides):
+    # SQLite has no transition tables: the same changes, per row, where NEW and OLD stand for
+    # the row. An update that changes none of the summed columns (a full refresh rewrites
+    # every allocation's used seconds) adds nothing.
     rows = []
     for side in sides:
         ref, sign = side.upper(), ("-" if side == "old" else "")

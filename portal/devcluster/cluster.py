@@ -43,6 +43,28 @@ class ClusterError(RuntimeError):
 QUICKACK_SETTING = "PORTAL_DEVCLUSTER_QUICKACK"
 
 
+def set_loopback_quickack(on: bool) -> list[str]:
+    """Set ``quickack 1`` (or ``0``) on this host's loopback routes; returns the routes changed.
+    Needs root and iproute2; raises OSError or CalledProcessError when ``ip`` refuses."""
+    ip = shutil.which("ip") or "ip"
+    routes = subprocess.run([ip, "route", "show", "table", "local"], capture_output=True, text=True,
+                            timeout=5, check=True).stdout.splitlines()
+    wanted, changed = "1" if on else "0", []
+    for route in routes:
+        fields = route.split()
+        if fields[:1] != ["local"] or not fields[1].startswith("127."):
+            continue
+        if "quickack" in fields:
+            at = fields.index("quickack")
+            if fields[at + 1:at + 2] == [wanted]:
+                continue
+            del fields[at:at + 2]
+        subprocess.run([ip, "route", "change", *fields, "table", "local", "quickack", wanted],
+                       capture_output=True, text=True, timeout=5, check=True)
+        changed.append(fields[1])
+    return changed
+
+
 def loopback_quickack() -> str:
     """Turn delayed ACKs off on the loopback routes, so that a Slurm client talking to a
     daemon on this host does not wait 40 ms at every reply; returns what was done.
@@ -57,25 +79,10 @@ def loopback_quickack() -> str:
     """
     if os.environ.get(QUICKACK_SETTING, "1") == "0":
         return f"loopback routes left alone ({QUICKACK_SETTING}=0)"
-    ip = shutil.which("ip")
-    if ip is None or os.geteuid() != 0:
+    if shutil.which("ip") is None or os.geteuid() != 0:
         return "loopback routes left alone (needs root and iproute2): each sacctmgr call waits on delayed ACKs"
     try:
-        routes = subprocess.run([ip, "route", "show", "table", "local"], capture_output=True, text=True,
-                                timeout=5, check=True).stdout.splitlines()
-        changed = []
-        for route in routes:
-            fields = route.split()
-            if fields[:1] != ["local"] or not fields[1].startswith("127."):
-                continue
-            if "quickack" in fields:
-                at = fields.index("quickack")
-                if fields[at + 1:at + 2] == ["1"]:
-                    continue
-                del fields[at:at + 2]  # "quickack 0", set by hand: replaced below
-            subprocess.run([ip, "route", "change", *fields, "table", "local", "quickack", "1"],
-                           capture_output=True, text=True, timeout=5, check=True)
-            changed.append(fields[1])
+        changed = set_loopback_quickack(True)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"loopback routes left alone ({exc})"
     return f"quick ACKs on loopback routes {', '.join(changed)}" if changed else "quick ACKs already on loopback"

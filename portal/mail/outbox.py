@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.mail.smtp import MailError, send_message
-from portal.transactions import after_commit, unit_of_work
+from portal.transactions import after_commit_batch, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def queue_mail(to: list[str] | str, subject: str, body: str) -> OutgoingMail:
     mail = OutgoingMail(to_addresses=", ".join(recipients), subject=subject[:300], body=body)
     db.session.add(mail)
     db.session.flush()
-    after_commit(lambda: _deliver_ids([mail.id]))
+    after_commit_batch("mail", mail.id, _deliver_ids)  # everything the transaction queued, in one go
     return mail
 
 
