@@ -9,4 +9,10 @@ if [ "$#" -eq 0 ]; then
     .venv/bin/ruff check portal tests bench mpi_examples migrations slurm_templates
     .venv/bin/mypy
 fi
+if [ "$#" -eq 0 ]; then
+    # Most of the suite's time is spent waiting (on Slurm, a browser, a subprocess), so twice as
+    # many workers as cores; every worker has its own PostgreSQL database and shares the Slurm
+    # cluster (portal/devcluster/pytest_plugin.py). PORTAL_TEST_WORKERS=0 runs in one process.
+    exec .venv/bin/python -m pytest -n "${PORTAL_TEST_WORKERS:-$(( $(nproc) * 2 ))}" --dist load
+fi
 exec .venv/bin/python -m pytest "$@"

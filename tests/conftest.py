@@ -247,3 +247,6 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if "slurm_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slurm)
+    # A parallel run hands tests out in this order: the longest start first, so none of them
+    # is left running alone at the end (sort is stable: the others keep their order).
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -89,12 +89,12 @@ def job_world(app, make_user, tmp_path, monkeypatch) -> JobWorld:
 def cluster_job_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatch, site_adapter) -> JobWorld:
     """The real test cluster as a site, a project whose grant the reconciler put into Slurm; jobs
     reach Slurm through ``site_adapter`` (cli unless a test parametrises it)."""
-    from portal.devcluster.pytest_plugin import unique_name
+    from portal.devcluster.pytest_plugin import unique_name, worker_user_name
     from portal.grants.reconcile import reconcile_site
 
     monkeypatch.setitem(app.config, "JOB_WORKDIR_ROOT", str(slurm_cluster.jobs_dir))
     monkeypatch.setitem(app.config, "SLURM_TOP_ACCOUNT", unique_name("top"))
-    unix_user = slurm_cluster.ensure_unix_user("jobuser5")
+    unix_user = slurm_cluster.ensure_unix_user(worker_user_name("jobuser5"))
     account = unique_name("jt")
     with app.app_context():
         rest = {}

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.benchmarks.models import AcceptanceRun, AcceptanceState, BenchmarkRun
-from portal.devcluster.pytest_plugin import unique_name, wait_for
+from portal.devcluster.pytest_plugin import unique_name, wait_for, worker_user_name
 from portal.extensions import db
 from portal.identity.models import Role
 from portal.sites.models import Site
@@ -28,7 +28,7 @@ from tests.conftest import csrf_token_from, sign_in
 @pytest.fixture
 def acceptance_world(app, make_user, slurm_cluster, slurm_scheduler, monkeypatch, tmp_path):
     """The test cluster as a site, the acceptance service user and account, references for it."""
-    unix_user = slurm_cluster.ensure_unix_user("acceptbench")
+    unix_user = slurm_cluster.ensure_unix_user(worker_user_name("acceptbench"))
     account = unique_name("acc")
     slurm_scheduler.add_account(account, description="acceptance runs")
     slurm_scheduler.add_user(account, unix_user)

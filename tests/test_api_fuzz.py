@@ -5,6 +5,8 @@ every operation; a bounded number per operation keeps it fit for every CI run.
 """
 from __future__ import annotations
 
+import pytest
+
 from portal.extensions import db
 from portal.identity.models import Role, TokenScope, User
 from portal.identity.tokens import create_token
@@ -15,6 +17,7 @@ MAX_EXAMPLES = 25
 EXCLUDED = {("POST", "/api/sites/{site_id}/sync")}
 
 
+@pytest.mark.slow
 def test_api_answers_generated_requests_without_a_server_error(app, make_user):
     user_id, _, _ = make_user(Role.ADMIN, Role.STAFF, name="Fuzz Tester")  # staff: staff-only operations run too
     with app.app_context():

@@ -190,6 +190,7 @@ def assert_takes_new_accounts(cluster: LocalCluster) -> None:
     assert "Access denied" not in slurmdbd_log, f"{cluster.cluster_name} lost its database password"
 
 
+@pytest.mark.slow
 def test_two_demos_beside_the_test_cluster_each_serve_their_own_slurm(slurm_cluster):
     # Not under pytest's tmp_path: another session's pytest prunes old base folders, and munge's
     # socket path must stay short (108 bytes).

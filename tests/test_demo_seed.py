@@ -7,7 +7,9 @@ every role's dashboard (screenshotted in test-artifacts/) leads to that data.
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -17,7 +19,7 @@ from portal.benchmarks.models import BenchmarkRun
 from portal.clock import utcnow
 from portal.demo import DEMO_LOGINS, SeedReport, main_project_grant, seed_demo
 from portal.demo_usage import PAST_PREFIX
-from portal.devcluster.pytest_plugin import unique_name
+from portal.devcluster.pytest_plugin import unique_name, wait_for
 from portal.extensions import db
 from portal.grants.models import JobUsage
 from portal.jobs.models import SubmittedJob
@@ -62,6 +64,15 @@ def demo_app(app, slurm_cluster, monkeypatch):
             # Plain deletions, deepest accounts first: the demo's account names are fixed, so the
             # next run must find none of them.
             # (This cluster's own slurmdbd: deleting the demo users removes only their associations here.)
+            # Slurm refuses to remove an account with jobs still queued or running (the seed
+            # submits some; on a busy machine they may not have ended yet).
+            accounts = sorted({name for group in gone.account_removals for name in group})
+            if accounts:
+                subprocess.run(["scancel", f"--account={','.join(accounts)}"], env={**os.environ, **slurm_cluster.env},
+                               capture_output=True, timeout=30, check=False)
+                wait_for(lambda: not subprocess.run(
+                    ["squeue", "-h", f"--account={','.join(accounts)}", "-o", "%i"], env={**os.environ, **slurm_cluster.env},
+                    capture_output=True, text=True, timeout=30, check=True).stdout.strip(), 60, "the seed's jobs to end")
             users = sorted({user for user, _assocs in gone_users(read_actual(site, scheduler))})
             if users:
                 scheduler.sacctmgr(["-i", "delete", "user", ",".join(users)])
@@ -78,6 +89,7 @@ def _snapshot() -> dict[str, int]:
             for table in db.metadata.sorted_tables}
 
 
+@pytest.mark.slow
 def test_seed_builds_a_living_facility_once_and_every_role_finds_it(demo_app, slurm_cluster, mail_sink):
     app = demo_app
     with app.app_context():

@@ -16,6 +16,7 @@ from tests.grant_world import partition, person, pool_account, project_with_team
 pytestmark = pytest.mark.browser
 
 
+@pytest.mark.slow
 def test_burn_down_chart_with_real_usage(app, cluster_site, slurm_cluster, slurm_scheduler):
     pi = person("Agnieszka Wróblewska", real_user=True)
     pi.set_password("burn-down-pw")

@@ -76,6 +76,7 @@ def test_jobs_are_charged_to_the_grant_as_sacct_counts_them_and_reingesting_chan
     assert db.session.scalar(select(func.sum(JobUsage.cpu_seconds))) == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("site_adapter", ADAPTERS)
 def test_used_up_grant_holds_jobs_and_a_top_up_releases_them(cluster_site, slurm_cluster, slurm_scheduler):
     project, grant, pi, _ = _granted_team(cluster_site, 2 / 60)  # two core-minutes

@@ -8,6 +8,8 @@ import subprocess
 from collections import defaultdict
 from datetime import timedelta
 
+import pytest
+
 from portal.clock import utcnow
 from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
@@ -76,6 +78,7 @@ def _held_job(scheduler, cluster, account: str, user: str, *, minutes: int = 1, 
          "-c", str(cpus), f"--uid={user}", f"--chdir={cluster.jobs_dir}", "--wrap=sleep 1"]).strip()
 
 
+@pytest.mark.slow
 def test_mixed_workload_per_pool_totals_equal_sacct_to_the_second(cluster_site, slurm_cluster, slurm_scheduler):
     pi, member = person("Weronika Ślązak", real_user=True), person("Mantas Žilinskas", real_user=True)
     project = project_with_team(pi, member)
@@ -227,6 +230,7 @@ def test_job_validation_uses_what_slurm_still_allows_minus_queued_jobs(app, clus
         slurm_scheduler.cancel(waiting)
 
 
+@pytest.mark.disturbs_slurm
 def test_a_maxtime_changed_in_slurm_is_followed_within_the_ttl(app, cluster_site, slurm_cluster, slurm_scheduler,
                                                                monkeypatch):
     from portal.jobs.operations import job_templates, plan_job

@@ -15,6 +15,7 @@ COMMAND = ("python3 -c 'import time; x = b\"x\" * 2**26; t = time.time(); exec(\
            " print(\"my own program ran with\", len(x) >> 20, \"MiB\")'; echo \"a warning\" >&2")
 
 
+@pytest.mark.slow
 def test_submit_own_command_watch_it_read_output_and_efficiency_then_resubmit_longer(
         app, cluster_job_world, reconciler_service):
     world = cluster_job_world

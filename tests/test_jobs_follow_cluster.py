@@ -5,6 +5,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from portal.devcluster.pytest_plugin import wait_for
 from portal.extensions import db
 from portal.jobs.models import SubmittedJob
@@ -42,6 +44,7 @@ def _efficiency_read(app, job_id: int):
         return db.session.get(SubmittedJob, job_id).efficiency is not None
 
 
+@pytest.mark.slow
 def test_the_portals_efficiency_is_what_sacct_says_and_a_resubmission_gets_the_new_time(
         app, cluster_job_world, slurm_cluster):
     world = cluster_job_world

@@ -225,9 +225,9 @@ def gunicorn_portal(database_url: str, app, tmp_path, silent_port) -> Iterator[s
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(f"{base}/login", timeout=2)
+                requests.get(f"{base}/login", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
                 if time.monotonic() > deadline or process.poll() is not None:
                     log.seek(0)
                     pytest.fail(f"gunicorn did not start: {log.read()}")

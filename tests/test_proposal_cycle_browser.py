@@ -21,6 +21,7 @@ def as_user(page, base, user):
     sign_in_in_browser(page, base, user[1], user[2])
 
 
+@pytest.mark.slow
 def test_full_review_cycle_in_chromium(app, make_user, smtp_server):
     pi = make_user(Role.PI, name="Agnieszka Wiśniewska", email="agnieszka@example.org")
     co_pi = make_user(Role.MEMBER, name="Jonas Petraitis", email="jonas@example.org")

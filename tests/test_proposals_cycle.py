@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pytest
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
@@ -32,6 +33,7 @@ def post(client, token, url, **data):
     return client.post(url, data={"csrf_token": token, **data})
 
 
+@pytest.mark.slow
 def test_full_review_cycle_through_the_web_pages(app, make_user, smtp_server):
     pi = make_user(Role.PI, name="Agnieszka Wiśniewska", email="agnieszka@uni.example")
     co_pi = make_user(Role.MEMBER, name="Jonas Petraitis", email="jonas@uni.example")

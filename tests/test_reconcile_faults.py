@@ -63,6 +63,7 @@ def _assert_converged(site, scheduler):
     assert set(actual.managed.accounts) == set(desired_state(site).accounts)
 
 
+@pytest.mark.disturbs_slurm
 def test_slurmdbd_stopped_during_a_sync_keeps_the_change_pending_then_converges(cluster_site, restarts, slurm_scheduler):
     _award(cluster_site)
     outcome = reconcile_site(cluster_site, StopsDaemonMidway(restarts, "slurmdbd"))
@@ -76,6 +77,7 @@ def test_slurmdbd_stopped_during_a_sync_keeps_the_change_pending_then_converges(
     _assert_converged(cluster_site, slurm_scheduler)
 
 
+@pytest.mark.disturbs_slurm
 def test_slurmdbd_down_before_a_sync_changes_nothing_and_keeps_it_pending(cluster_site, restarts, slurm_scheduler):
     _award(cluster_site, 2)
     restarts.stop_daemon("slurmdbd")
@@ -87,6 +89,7 @@ def test_slurmdbd_down_before_a_sync_changes_nothing_and_keeps_it_pending(cluste
     _assert_converged(cluster_site, slurm_scheduler)
 
 
+@pytest.mark.disturbs_slurm
 def test_slurmctld_stopped_during_a_sync_converges_and_the_controller_learns_it(cluster_site, restarts, slurm_scheduler):
     (project,) = _award(cluster_site, 1)
     outcome = reconcile_site(cluster_site, StopsDaemonMidway(restarts, "slurmctld"))

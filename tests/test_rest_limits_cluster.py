@@ -45,6 +45,7 @@ def test_without_a_fallback_the_rest_adapter_refuses_account_limit_changes(rest_
     assert own.grp_tres_mins == {"cpu": 200}
 
 
+@pytest.mark.disturbs_slurm
 @pytest.mark.parametrize("site_adapter", ["rest"])
 def test_reconcile_while_slurmrestd_is_stopped_fails_visibly_and_converges_later(cluster_site, slurm_cluster,
                                                                                    slurm_scheduler):

@@ -73,6 +73,7 @@ def test_staff_refresh_from_the_page(app, client, make_user, live_site):
     assert "<td>debug" in text and "10 min" in text
 
 
+@pytest.mark.disturbs_slurm
 def test_slurm_down_gives_a_clear_error_fast_and_pages_still_render(app, client, make_user, slurm_cluster, live_site):
     _, email, password = make_user(Role.STAFF)
     sign_in(client, email, password)

@@ -103,6 +103,7 @@ def test_a_membership_change_on_the_web_reaches_slurm_through_the_service(app, c
     wait_for(lambda: _converged(cluster_site, slurm_scheduler), 20, "the service to finish its run")
 
 
+@pytest.mark.disturbs_slurm
 def test_with_slurmdbd_stopped_the_web_answers_and_the_service_converges_after(app, cluster_site, slurm_cluster,
                                                                                slurm_scheduler, monkeypatch,
                                                                                make_user, slurm_calls):
@@ -164,6 +165,7 @@ def test_with_slurmdbd_stopped_the_web_answers_and_the_service_converges_after(a
         worker.join(timeout=60)
 
 
+@pytest.mark.disturbs_slurm
 def test_sigterm_during_a_sync_leaves_nothing_half_done(app, cluster_site, slurm_cluster, slurm_scheduler, tmp_path):
     """`flask slurm run` as its own process; slurmdbd is stopped just as sacctmgr starts writing."""
     project, grant, pi = _granted(cluster_site)

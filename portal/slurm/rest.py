@@ -45,6 +45,7 @@ from portal.slurm.parsing import efficiency_from_sacct, jobs_from_squeue_json, p
 from portal.slurm.restparse import account_usage_from_records, association_info, efficiency_rows, partitions_from_rest, qos_from_rest, record_id, status_from_db, tres_list, usage_record
 from portal.slurm.runner import _UNREACHABLE
 from portal.slurm.types import AccountInfo, AccountUsage, AssociationInfo, JobEfficiency, JobRequest, JobStatus, NodeFeatures, PartitionInfo, QosInfo, UsageRecord
+from portal.slurm.writelock import accounting_writes, configured_lock
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class RestScheduler(Scheduler):
         self.cluster = names.validate_account_name(cluster) if cluster else None
         self.session = requests.Session()
         self._token: tuple[float, str] | None = None
+        self.accounting_lock = configured_lock()  # portal/slurm/writelock.py
         self._fallback = None
         if limits_fallback is not None:
             from portal.slurm.commandline import CliScheduler
@@ -125,10 +127,12 @@ class RestScheduler(Scheduler):
         the reply carries ``done_if`` (a job id: the job exists, the error was a warning)."""
         headers = {"X-SLURM-USER-NAME": as_user or self.token_user, "X-SLURM-USER-TOKEN": self._read_token()}
         url = f"{self.url}{path}"
+        writes = method != "GET" and path.startswith("/slurmdb/")
         try:
             # No redirects: the token header would follow them to wherever they point.
-            reply = self.session.request(method, url, params=params, json=body, headers=headers, timeout=self.timeout,
-                                         allow_redirects=False)
+            with accounting_writes(self.accounting_lock if writes else None, self.timeout[1]):
+                reply = self.session.request(method, url, params=params, json=body, headers=headers,
+                                             timeout=self.timeout, allow_redirects=False)
         except requests.Timeout as exc:
             raise SchedulerUnreachable(f"slurmrestd did not answer within {self.timeout[1]:g} s ({path})") from exc
         except requests.ConnectionError as exc:

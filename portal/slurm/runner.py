@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from portal.slurm.errors import SchedulerCommandFailed, SchedulerUnreachable
+from portal.slurm.writelock import accounting_writes, configured_lock
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class CommandRunner:
     bin_dir: str | None = None
     timeout: float = 15
     env: Mapping[str, str] = field(default_factory=dict)
+    # Writes to slurmdbd (sacctmgr -i) hold this lock file (portal/slurm/writelock.py).
+    accounting_lock: str | None = field(default_factory=configured_lock)
 
     def base_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
@@ -51,9 +54,11 @@ class CommandRunner:
             # until the timeout; say what is wrong at once instead.
             raise SchedulerUnreachable(f"slurm.conf not found at {conf}")
         log.debug("running %s", argv)
+        writes = os.path.basename(argv[0]) == "sacctmgr" and "-i" in argv
         try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                                  timeout=self.timeout, env=env, check=False)
+            with accounting_writes(self.accounting_lock if writes else None, self.timeout):
+                proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                                      timeout=self.timeout, env=env, check=False)
         except FileNotFoundError as exc:
             raise SchedulerUnreachable(
                 f"Slurm client tools not found ({argv[0]}); install slurm-client or set"

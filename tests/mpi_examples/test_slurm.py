@@ -8,6 +8,7 @@ import pytest
 
 from mpi_examples.results import validate
 from portal.devcluster.pytest_plugin import wait_for
+from portal.slurm.writelock import accounting_writes, configured_lock
 
 from .conftest import REPO
 
@@ -17,8 +18,10 @@ ACCOUNT = "mpitest"
 
 
 def _slurm(cluster, *cmd, timeout=60):
-    return subprocess.run(list(cmd), env={**os.environ, **cluster.env},
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    # A write to slurmdbd waits for any other writer of the test session (writelock.py).
+    with accounting_writes(configured_lock() if "-i" in cmd else None, timeout):
+        return subprocess.run(list(cmd), env={**os.environ, **cluster.env},
+                              capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.mark.slurm

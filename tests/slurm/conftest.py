@@ -4,6 +4,6 @@ import pytest
 from portal.devcluster.pytest_plugin import make_test_scheduler
 
 
-@pytest.fixture(scope="session", params=["cli", "rest"])
+@pytest.fixture(params=["cli", "rest"])
 def slurm_scheduler(request, slurm_cluster):
     return make_test_scheduler(request.param, slurm_cluster)

@@ -3,9 +3,10 @@ import time
 
 import pytest
 
-from portal.slurm import SchedulerUnreachable
+from portal.devcluster.pytest_plugin import wait_for
+from portal.slurm import SchedulerError, SchedulerUnreachable
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.disturbs_slurm]
 
 
 def test_controller_down_is_unreachable_then_recovers(slurm_cluster, slurm_scheduler):
@@ -20,8 +21,19 @@ def test_controller_down_is_unreachable_then_recovers(slurm_cluster, slurm_sched
             assert elapsed < 20  # a sanity ceiling, not a performance target
     finally:
         slurm_cluster.start(timeout=60)  # later tests need a healthy cluster
-    slurm_scheduler.ping()
-    assert slurm_scheduler.jobs() is not None
+    # Recovers: slurmrestd may answer one request with "Unspecified error" while slurmctld
+    # is still loading its saved jobs (seen on a busy machine); within seconds it answers.
+    wait_for(lambda: _answers(slurm_scheduler.ping) and _answers(slurm_scheduler.jobs), 30,
+             "the adapter to answer again")
+
+
+def _answers(call) -> bool:
+    try:
+        call()
+        return True
+    except SchedulerError as exc:
+        print(f"{call.__name__} after the restart: {exc}")
+        return False
 
 
 def test_rest_adapter_is_unreachable_while_slurmrestd_is_stopped(slurm_cluster):
