@@ -178,7 +178,7 @@ def test_entitlements_map_to_roles_and_a_lost_entitlement_takes_the_role_away(ma
 
 
 def test_an_oidc_pi_with_country_from_claims_submits_to_a_call_for_that_country(make_app, idp):
-    from portal.calls.errors import Problems
+    from portal.problems import Problems
     from portal.proposals import operations as ops
 
     rules = [{"claim": "eduperson_entitlement", "value": "urn:geant:*:res:pi", "role": "pi"}]

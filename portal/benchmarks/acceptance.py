@@ -42,6 +42,7 @@ from portal.jobs.limits import limit_problems, resources_for
 from portal.jobs.operations import MPI_REFERENCES, _user_workdir, job_python, job_template, workdir_root
 from portal.jobs.schema import ParamError
 from portal.jobs.templates import SHIPPED_DIR, render_script
+from portal.problems import Problems
 from portal.sites.models import Partition
 from portal.sites.operations import scheduler_for
 from portal.slurm import names
@@ -58,7 +59,7 @@ RESULT_GRACE = timedelta(minutes=2)
 REPORTED_FOLLOW = timedelta(days=1)
 
 
-class AcceptanceError(Exception):
+class AcceptanceError(Problems):
     """A run could not be started; the message is for staff."""
 
 

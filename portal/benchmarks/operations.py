@@ -21,14 +21,16 @@ from portal.benchmarks.models import BenchmarkMetric, BenchmarkRun, MetricStatus
 from portal.benchmarks.references import FileReferenceError, current_references, file_references
 from portal.extensions import db
 from portal.identity.models import User
+from portal.problems import Problems
 
 log = logging.getLogger(__name__)
 
 MAX_METRICS = 5000  # far above a full suite (about 200); stops a runaway upload
 
 
-class BenchmarkError(ValueError):
-    """A result could not be stored; ``problems`` says why, in words for people."""
+class BenchmarkError(Problems):
+    """A result could not be stored; ``problems`` says why, in words for people (every one of
+    them: a document can break many rules at once)."""
 
     def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems[:10]))
@@ -41,6 +43,8 @@ class InvalidResult(BenchmarkError):
 
 class ReferencesUnavailable(BenchmarkError):
     """A references file on the server is malformed: staff must mend it before uploads resume."""
+
+    status = 503
 
 
 def load_all_references(folder: Path | None = None) -> dict:

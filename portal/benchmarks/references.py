@@ -24,13 +24,14 @@ from portal.audit.operations import record
 from portal.benchmarks.models import BenchmarkReference, BenchmarkRun, MetricStatus
 from portal.extensions import db
 from portal.identity.models import User
+from portal.problems import Problems
 
 DEFAULT_REFERENCES_DIR = Path(suite.__file__).resolve().parent / "references"
 LOWER_IS_BETTER = frozenset({"us"})
 MIN_RUNS = 3
 
 
-class ReferenceProblem(ValueError):
+class ReferenceProblem(Problems):
     """A selection of runs a reference cannot be derived from; the message is for staff."""
 
 

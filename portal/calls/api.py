@@ -8,7 +8,6 @@ from marshmallow import Schema, fields, validate
 
 from portal.api.paging import LIST_HEADERS, PageArgs
 from portal.calls import listing
-from portal.calls.errors import Problems
 from portal.calls.models import AccessMode, ReviewWorkflow
 from portal.calls.operations import access_modes, create_call, visible_call
 from portal.clock import utcnow
@@ -20,12 +19,6 @@ from portal.web.listing import page_headers, page_request, paginate
 DATABASE_ID = validate.Range(1, 2**31 - 1)  # an id the database can hold: others are 422, not a database error
 
 blp = Blueprint("api_calls", __name__, description="Calls for proposals, and the committee ranking (staff)")
-
-
-def refuse(exc: Problems):
-    """The operations' per-field problems as a JSON error: 409 for the wrong moment, 422 for bad input."""
-    abort(409 if exc.conflict else 422, message=exc.errors.get("") or _("Nothing was changed; see errors."),
-          errors=exc.errors)
 
 
 class AccessModeSchema(Schema):
@@ -140,16 +133,13 @@ def create(data):
         workflow = ReviewWorkflow(data["review_workflow"]) if data.get("review_workflow") else None
     except ValueError:
         abort(422, errors={"review_workflow": _("Unknown review workflow.")})
-    try:
-        return create_call(
-            code=data["code"], title=data["title"], description=data.get("description", ""),
-            access_mode=db.session.get(AccessMode, data["access_mode_id"]),
-            review_workflow=workflow, tracks=data["tracks"], eligible_countries=data.get("eligible_countries", []),
-            opens_at=data["opens_at"], closes_at=data.get("closes_at"), allocation_start=data["allocation_start"],
-            allocation_end=data["allocation_end"], min_reviewers=data.get("min_reviewers", 2),
-            offers={k: (v.get("offered_hours"), v.get("max_request_hours")) for k, v in data["offers"].items()})
-    except Problems as exc:
-        refuse(exc)
+    return create_call(
+        code=data["code"], title=data["title"], description=data.get("description", ""),
+        access_mode=db.session.get(AccessMode, data["access_mode_id"]),
+        review_workflow=workflow, tracks=data["tracks"], eligible_countries=data.get("eligible_countries", []),
+        opens_at=data["opens_at"], closes_at=data.get("closes_at"), allocation_start=data["allocation_start"],
+        allocation_end=data["allocation_end"], min_reviewers=data.get("min_reviewers", 2),
+        offers={k: (v.get("offered_hours"), v.get("max_request_hours")) for k, v in data["offers"].items()})
 
 
 @blp.route("/<int:call_id>")

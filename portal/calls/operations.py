@@ -10,11 +10,11 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from portal.calls.errors import check, parse_hours
 from portal.calls.models import AccessMode, Call, CallPartition, ReviewWorkflow, Track
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.models import User
+from portal.problems import check, parse_hours
 from portal.sites.models import Partition
 
 log = logging.getLogger(__name__)

@@ -5,13 +5,13 @@ from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from portal.calls import listing
-from portal.calls.errors import Problems
 from portal.calls.forms import CallForm
 from portal.calls.models import AccessMode, ReviewWorkflow
 from portal.calls.operations import access_modes, create_call, visible_call
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.access import staff_required
+from portal.problems import Problems
 from portal.reviews.operations import committee_ranking
 from portal.sites.models import Partition
 from portal.web.listing import csv_response, page_request, paginate

@@ -11,7 +11,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants import listing
 from portal.grants.models import GrantRequest
-from portal.grants.operations import GrantConflict, GrantError, visible_grant
+from portal.grants.operations import visible_grant
 from portal.grants.reconcile import is_pending
 from portal.grants.requests import decide_request
 from portal.grants.summary import forecast, resource_totals
@@ -129,7 +129,4 @@ class DecisionInput(Schema):
 def decide(data, request_id: int):
     """Approve or refuse a top-up or extension request (staff); 409 if it was already decided."""
     change = db.session.get(GrantRequest, request_id) or abort(404, message=_("No such request."))
-    try:
-        return decide_request(change, current_user, approve=data["approve"])
-    except GrantError as exc:
-        abort(409 if isinstance(exc, GrantConflict) else 422, message=str(exc))
+    return decide_request(change, current_user, approve=data["approve"])

@@ -11,24 +11,31 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.grants.models import Grant, GrantAllocation, GrantStatus
 from portal.grants.summary import refresh_usage_summaries
+from portal.problems import Problems, parse_hours
 from portal.projects.models import Project, ProjectStatus
 from portal.sites.models import Partition
 
 log = logging.getLogger(__name__)
 
 
-class GrantError(ValueError):
+class GrantError(Problems):
     """A grant cannot be made or changed as asked; the message says why, for people."""
 
 
 class GrantConflict(GrantError):
     """Fine in itself, but someone else changed the grant or decided the request first (HTTP 409)."""
 
+    def __init__(self, errors: Mapping[str, str] | str, *, conflict: bool = True):
+        super().__init__(errors, conflict=conflict)
 
-def hours_to_minutes(hours: float) -> int:
-    if hours < 0:
-        raise GrantError(_("Hours cannot be negative (%(hours)s).", hours=hours))
-    return round(hours * 60)
+
+def hours_to_minutes(hours: float, field: str = "hours") -> int:
+    """Hours given to a grant rule, as the minutes every budget is stored in (the same rule as a form's)."""
+    errors: dict[str, str] = {}
+    minutes = parse_hours(hours, field, errors, allow_blank=False)
+    if errors or minutes is None:
+        raise GrantError(errors)
+    return minutes
 
 
 def create_grant(project: Project, *, title: str, start_date: date, end_date: date,

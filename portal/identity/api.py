@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from portal.api.schemas import UserSchema
 from portal.identity.models import TokenScope
-from portal.identity.tokens import MAX_DAYS, TokenError, create_token, own_token, revoke_token, tokens_of
+from portal.identity.tokens import MAX_DAYS, create_token, own_token, revoke_token, tokens_of
 
 me_blp = Blueprint("api_me", __name__, description="The signed-in user")
 
@@ -53,10 +53,7 @@ def create(data):
     if g.get("api_token") is not None:
         # A leaked token must not be able to mint itself successors.
         abort(403, message=_("Create tokens from a signed-in session, not with another token."))
-    try:
-        token, secret = create_token(current_user, data["name"], data["scope"], data["days"])
-    except TokenError as exc:
-        abort(422, message=str(exc))
+    token, secret = create_token(current_user, data["name"], data["scope"], data["days"])
     token.token = secret  # type: ignore[attr-defined]
     return token
 

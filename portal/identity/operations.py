@@ -21,6 +21,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.formatting import format_moment
 from portal.identity.models import IdentityLink, Role, User
+from portal.problems import Problems
 
 log = logging.getLogger(__name__)
 
@@ -31,29 +32,21 @@ NOT_ISO_3166 = frozenset({"AC", "CP", "CQ", "DG", "EA", "EU", "EZ", "IC", "QO", 
 _ORCID = re.compile(r"^(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dX])$")
 
 
-class AccountError(ValueError):
-    """What is wrong, per field (``""`` for the whole request); messages are for people.
-
-    ``conflict`` marks a request that is fine in itself but not in the account's current state
-    (someone else did it first). Raised before anything is changed.
-    """
-
-    def __init__(self, errors: dict[str, str] | str, *, conflict: bool = False):
-        self.errors = {"": errors} if isinstance(errors, str) else errors
-        super().__init__(" ".join(self.errors.values()))
-        self.conflict = conflict
+class AccountError(Problems):
+    """An account, identity or profile cannot be changed as asked (``conflict``: someone else
+    did it first)."""
 
 
 def update_user_roles(user: User, roles: set[Role], unix_username: str | None, *,
-                      acting_user: User) -> str | None:
-    """Set a user's roles and Unix user name. Returns an error message, or None on success."""
+                      acting_user: User) -> None:
+    """Set a user's roles and Unix user name. Flushes; raises AccountError before any change."""
     if unix_username is not None and unix_username != user.unix_username:
         taken = db.session.scalar(select(User).where(User.unix_username == unix_username, User.id != user.id))
         if taken is not None:
-            return _("The Unix user name %(name)s already belongs to %(other)s.",
-                     name=unix_username, other=taken.name)
+            raise AccountError({"unix_username": _("The Unix user name %(name)s already belongs to %(other)s.",
+                                                   name=unix_username, other=taken.name)})
     if user.id == acting_user.id and Role.ADMIN not in roles:
-        return _("You cannot remove your own administrator role.")
+        raise AccountError({"roles": _("You cannot remove your own administrator role.")})
     before = {"roles": sorted(r.value for r in user.roles), "unix_username": user.unix_username}
     for role in Role:
         if role in roles:
@@ -64,7 +57,6 @@ def update_user_roles(user: User, roles: set[Role], unix_username: str | None, *
     db.session.flush()
     record("user.roles_changed", acting_user, f"user:{user.id}",
            {"before": before, "after": {"roles": sorted(r.value for r in roles), "unix_username": unix_username}})
-    return None
 
 
 def user_by_email(email: str) -> User | None:

@@ -117,12 +117,14 @@ def user(user_id: int):
         abort(403)
     form = _roles_form()
     if form.validate_on_submit():
-        error = update_user_roles(person, {Role(v) for v in form.roles.data},
-                                  form.unix_username.data or None, acting_user=current_user)
-        if error is None:
-            flash(_("Saved."), "info")
-            return redirect(url_for("people.users"))
-        flash(error, "error")
+        try:
+            update_user_roles(person, {Role(v) for v in form.roles.data}, form.unix_username.data or None,
+                              acting_user=current_user)
+        except AccountError as exc:
+            flash(exc.message, "error")
+            return _user_page(person, form, status=400)
+        flash(_("Saved."), "info")
+        return redirect(url_for("people.users"))
     return _user_page(person, form)
 
 

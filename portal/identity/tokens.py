@@ -17,6 +17,7 @@ from portal.audit.operations import record
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.models import ApiToken, TokenScope, User
+from portal.problems import Problems
 
 TOKEN_PREFIX = "hpcp_"
 MAX_DAYS = 365
@@ -26,7 +27,7 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class TokenError(ValueError):
+class TokenError(Problems):
     """A token request that breaks a rule; the message is for the user."""
 
 

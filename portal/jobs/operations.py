@@ -30,6 +30,7 @@ from portal.jobs.limits import Resources, limit_problems, live_problems, resourc
 from portal.jobs.models import JobEfficiencyRecord, SubmittedJob
 from portal.jobs.schema import ParamError
 from portal.jobs.templates import SHIPPED_DIR, JobTemplate, TemplateProblem, load_templates, render_script
+from portal.problems import Problems
 from portal.projects.models import Membership, Project
 from portal.shipped import shipped_folder
 from portal.sites.models import Partition, ResourceKind
@@ -42,8 +43,14 @@ JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
 MPI_REFERENCES = shipped_folder("mpi_examples/references")
 
 
-class JobError(Exception):
+class JobError(Problems):
     """A job could not be submitted or cancelled; the message is for the person who asked."""
+
+
+class CancelNotAllowed(JobError):
+    """The person may not cancel this job (not theirs, not their project's)."""
+
+    status = 403
 
 
 # ---- templates ---------------------------------------------------------------------------
@@ -457,7 +464,7 @@ def refresh_states(jobs: list[SubmittedJob]) -> str | None:
 
 def cancel_job(job: SubmittedJob, user: User) -> None:
     if not job.can_cancel(user):
-        raise JobError(_("only the person who submitted the job, the project's PI and staff may cancel it"))
+        raise CancelNotAllowed(_("only the person who submitted the job, the project's PI and staff may cancel it"))
     scheduler_for(job.partition.site).cancel(job.slurm_job_id)
     record("job.cancel", user, f"job:{job.id}", {"slurm_job_id": job.slurm_job_id})
     db.session.flush()

@@ -14,6 +14,8 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
+from portal.problems import Problems
+
 # "script": lines of bash the user writes (their own command); "path": a folder relative to
 # the user's job folder, one or more plain names joined by "/" (no "..", nothing absolute).
 TYPES = ("int", "str", "choice", "bool", "duration", "script", "path")
@@ -40,7 +42,7 @@ DEFAULT_TEXT_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.,:+=/-]*"
 _TRUE, _FALSE = {"true", "1", "yes", "on", "y"}, {"false", "0", "no", "off", "n", ""}
 
 
-class ParamError(ValueError):
+class ParamError(Problems):
     """A value was refused; the message names the parameter and why."""
 
 

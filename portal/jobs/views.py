@@ -117,9 +117,7 @@ def _prefilled(job, spec) -> dict:
 def cancel(job_id: int):
     job = visible_job(current_user, job_id) or abort(404)
     try:
-        cancel_job(job, current_user)
-    except JobError as exc:
-        abort(403, str(exc))
+        cancel_job(job, current_user)  # someone who may not: CancelNotAllowed, a 403 page
     except SchedulerError as exc:
         flash(_("Slurm did not cancel the job: %(error)s", error=str(exc)), "error")
     else:

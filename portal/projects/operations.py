@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.identity.models import User
+from portal.problems import Problems
 from portal.projects.models import Membership, Project, ProjectRole, ProjectStatus
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def add_member(project: Project, user: User, role: ProjectRole = ProjectRole.MEM
     return membership
 
 
-class TeamError(ValueError):
+class TeamError(Problems):
     """The team cannot be changed as asked; the message says why, for people."""
 
 

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.api.paging import LIST_HEADERS, PageArgs
-from portal.calls.api import DATABASE_ID, refuse
-from portal.calls.errors import Problems
+from portal.calls.api import DATABASE_ID
 from portal.calls.operations import visible_call
 from portal.extensions import db
 from portal.identity.access import require_role, staff_required
@@ -156,13 +155,6 @@ def _applicant(proposal_id: int) -> Proposal:
     return proposal
 
 
-def _do(action):
-    try:
-        action()
-    except Problems as exc:
-        refuse(exc)
-
-
 def _fields(data: dict) -> dict:
     return {k: v for k, v in data.items() if k not in ("requests", "call_id")}
 
@@ -207,10 +199,7 @@ def create(data):
     call = visible_call(current_user, data["call_id"])
     if call is None:
         abort(422, errors={"call_id": _("There is no such call.")})
-    try:
-        return ops.create_proposal(call, current_user, _fields(data), data.get("requests"))
-    except Problems as exc:
-        refuse(exc)
+    return ops.create_proposal(call, current_user, _fields(data), data.get("requests"))
 
 
 @blp.route("/<int:proposal_id>")
@@ -225,7 +214,7 @@ def get_proposal(proposal_id: int):
 def update(data, proposal_id: int):
     """Change a draft (or a submitted proposal before the cut-off)."""
     proposal = _applicant(proposal_id)
-    _do(lambda: ops.update_proposal(proposal, current_user, _fields(data), data.get("requests")))
+    ops.update_proposal(proposal, current_user, _fields(data), data.get("requests"))
     return proposal
 
 
@@ -237,7 +226,7 @@ def upload_evidence(proposal_id: int):
     upload = request.files.get("file")
     if upload is None:
         abort(422, errors={"file": _("Send the file in the multipart field “file”.")})
-    _do(lambda: ops.attach_evidence(proposal, current_user, upload.filename or "", upload.mimetype, upload.read()))
+    ops.attach_evidence(proposal, current_user, upload.filename or "", upload.mimetype, upload.read())
     return proposal
 
 
@@ -245,7 +234,7 @@ def upload_evidence(proposal_id: int):
 @blp.response(200, ProposalSchema)
 def submit(proposal_id: int):
     proposal = _applicant(proposal_id)
-    _do(lambda: ops.submit_proposal(proposal, current_user))
+    ops.submit_proposal(proposal, current_user)
     return proposal
 
 
@@ -255,10 +244,7 @@ def submit(proposal_id: int):
 def invite(data, proposal_id: int):
     proposal = _applicant(proposal_id)
     role = ProjectRole(data["role"]) if data["role"] in ("co_pi", "member") else None
-    try:
-        return ops.invite_member(proposal, current_user, data["email"], role)
-    except Problems as exc:
-        refuse(exc)
+    return ops.invite_member(proposal, current_user, data["email"], role)
 
 
 @blp.route("/invitations/accept", methods=["POST"])
@@ -271,7 +257,7 @@ def accept_invitation(data):
     invitation = ops.find_invitation(data["token"], current_user)
     if invitation is None:
         abort(404)
-    _do(lambda: ops.accept_invitation(invitation, current_user))
+    ops.accept_invitation(invitation, current_user)
     return invitation.proposal
 
 
@@ -287,14 +273,14 @@ def history(proposal_id: int):
 def reply(data, proposal_id: int):
     """Right to reply to the released reviews, within the window."""
     proposal = _applicant(proposal_id)
-    _do(lambda: ops.reply_to_reviews(proposal, current_user, data["text"]))
+    ops.reply_to_reviews(proposal, current_user, data["text"])
     return proposal
 
 
 def _staff_step(proposal_id: int, step) -> Proposal:
     """Run a staff step on the proposal (404 if there is none); problems answer 409 or 422."""
     proposal = db.get_or_404(Proposal, proposal_id)
-    _do(lambda: step(proposal))
+    step(proposal)
     return proposal
 
 
@@ -325,10 +311,7 @@ def technical(data, proposal_id: int):
 def assign(data, proposal_id: int):
     """Ask a reviewer (a user with the reviewer role) to review; they are e-mailed (staff)."""
     proposal = db.get_or_404(Proposal, proposal_id)
-    try:
-        return assign_reviewer(proposal, current_user, db.session.get(User, data["reviewer_id"]))
-    except Problems as exc:
-        refuse(exc)
+    return assign_reviewer(proposal, current_user, db.session.get(User, data["reviewer_id"]))
 
 
 @blp.route("/<int:proposal_id>/release", methods=["POST"])

@@ -10,11 +10,11 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal.audit.operations import record
-from portal.calls.errors import Problems, check, parse_hours
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.operations import create_grant
 from portal.identity.models import User
+from portal.problems import Problems, check, parse_hours
 from portal.projects.models import Project
 from portal.projects.operations import add_member, create_project
 from portal.proposals import notifications

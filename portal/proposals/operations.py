@@ -17,12 +17,12 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from portal.calls.errors import Problems, check, parse_hours
 from portal.calls.models import Call
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.formatting import format_moment, format_number
 from portal.identity.models import User
+from portal.problems import Problems, check, parse_hours
 from portal.projects.models import ProjectRole
 from portal.proposals import notifications
 from portal.proposals.models import EvidenceFile, Invitation, Proposal, ProposalEvent, ProposalRequest, ProposalState

@@ -7,13 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from portal.calls.errors import Problems
 from portal.calls.operations import visible_call
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.formatting import format_number
 from portal.identity.access import require_role, staff_required
 from portal.identity.models import Role, User
+from portal.problems import Problems
 from portal.projects.models import ProjectRole
 from portal.proposals import decisions, listing
 from portal.proposals import operations as ops

@@ -6,8 +6,6 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
 from portal.api.paging import LIST_HEADERS, PageArgs
-from portal.calls.api import refuse
-from portal.calls.errors import Problems
 from portal.identity.access import require_role
 from portal.identity.models import Role
 from portal.proposals.api import RequestSchema
@@ -98,10 +96,7 @@ def conflict(data, assignment_id: int):
     assignment = _assignment(assignment_id)
     if data["conflict"] is None:
         abort(422, errors={"conflict": "true or false"})
-    try:
-        return declare_conflict(assignment, data["conflict"], data["note"])
-    except Problems as exc:
-        refuse(exc)
+    return declare_conflict(assignment, data["conflict"], data["note"])
 
 
 @blp.route("/<int:assignment_id>/score", methods=["POST"])
@@ -110,7 +105,4 @@ def conflict(data, assignment_id: int):
 def score(data, assignment_id: int):
     """Scores 1-5 per criterion, comments for the applicants and for the committee."""
     assignment = _assignment(assignment_id)
-    try:
-        return submit_review(assignment, data, data["comment_applicant"], data["comment_committee"])
-    except Problems as exc:
-        refuse(exc)
+    return submit_review(assignment, data, data["comment_applicant"], data["comment_committee"])

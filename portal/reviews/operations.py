@@ -8,12 +8,12 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from portal.calls.errors import Problems, check
 from portal.calls.models import Call
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants.summary import UNITS
 from portal.identity.models import Role, User
+from portal.problems import Problems, check
 from portal.proposals import notifications
 from portal.proposals.capacity import awarded_in_call
 from portal.proposals.models import Proposal, ProposalState

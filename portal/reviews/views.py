@@ -3,10 +3,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.calls.errors import Problems
 from portal.clock import utcnow
 from portal.identity.access import require_role
 from portal.identity.models import Role
+from portal.problems import Problems
 from portal.reviews import listing
 from portal.reviews.forms import ConflictForm, ReviewForm
 from portal.reviews.models import CRITERIA

@@ -1,11 +1,13 @@
 """Error pages: HTML for people, JSON for the API."""
 from flask import Flask, render_template
 from flask_babel import lazy_gettext as _l
+from flask_smorest import abort
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import api
 from portal.identity.access import is_api_request
+from portal.problems import Problems
 
 # Werkzeug names errors, and explains them by default, in English: the page says it in the reader's language.
 TITLES = {400: _l("Bad request"), 403: _l("Forbidden"), 404: _l("Not found"), 405: _l("Method not allowed"),
@@ -39,3 +41,17 @@ def register_error_handlers(app: Flask) -> None:
             return api.handle_http_exception(error)
         return render_template("error.html", error=error, title=TITLES.get(error.code, error.name),
                                explanation=_explanation(error)), error.code
+
+    # A rule's refusal that the view did not show itself (every API endpoint leaves it here):
+    # 422, 409 or the rule's own status, with the message per field; the request's
+    # transaction is rolled back because the status is an error (portal/transactions.py).
+    @app.errorhandler(Problems)
+    def handle_problems(problems: Problems):
+        in_api = is_api_request()
+        message = problems.errors.get("") or (_l("Nothing was changed; see errors.") if in_api else problems.message)
+        try:
+            abort(problems.http_status, message=str(message), errors=problems.errors)
+        except HTTPException as error:
+            if not in_api:
+                error.description = str(message)
+            return handle_http_exception(error)
