@@ -45,8 +45,6 @@ def _common() -> argparse.ArgumentParser:
                 "copy-iters"):
         p.add_argument(f"--{opt}", type=int)
     p.add_argument("--copy-size", type=size)
-    # Testing only: make a check fail on purpose (see checks.FAULTS).
-    p.add_argument("--inject-fault", help=argparse.SUPPRESS)
     return p
 
 
@@ -129,7 +127,6 @@ def main(argv=None) -> int:
         for name in registry.names():
             print(f"{name:<12}{registry.get(name).kind:<14}{registry.get(name).help}")
         return 0
-    checks.set_faults(args.inject_fault)
     names = selection(args)
     references = suite.load_references(args.references) if args.command == "suite" and args.references else None
 

@@ -138,8 +138,6 @@ class _PointToPoint(_Case):
     def verify(self):
         if not self.active:
             return None
-        if checks.fault(f"{self.name}-corrupt") and self.nbytes == self.args.max_size:
-            self.recv[self.nbytes // 2] ^= 0xFF  # testing only: a corrupted transfer
         expected = self.xb.to_host(self.xb.pattern(self.nbytes, seed=self.peer + 1))
         return checks.mismatch(f"{self.name} size {self.nbytes} from rank {self.peer}",
                                self.xb.to_host(self.recv), expected)
@@ -270,7 +268,7 @@ class _Allreduce(_Collective):
         self.weights = xp.arange(count, dtype=xp.float64) % 13 + 1
         self.send = self.weights * (self.rank + 1)
         self.recv = xp.zeros(count, xp.float64)
-        self.op = MPI.MAX if checks.fault("allreduce-wrong") else MPI.SUM  # testing only
+        self.op = MPI.SUM
 
     def step(self, it):
         self.send[0] = it + self.rank
@@ -314,8 +312,6 @@ class _Alltoall(_Collective):
         return elapsed
 
     def verify(self):
-        if checks.fault("alltoall-corrupt") and self.nbytes == self.args.max_size:
-            self.recv[-1] ^= 0xFF  # testing only
         c, me = self.chunk, self.rank
         parts = []
         for src in range(self.size):

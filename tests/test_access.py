@@ -15,6 +15,7 @@ from portal.projects.models import ProjectRole
 from portal.projects.operations import add_member, create_project
 from portal.sites.models import Partition, ResourceKind
 from portal.sites.operations import create_site
+from tests.acceptance_support import SECRET, stored_acceptance_run
 from tests.access_matrix import ENDPOINTS, HIDDEN, PERSONAS, PUBLIC, PUBLIC_FORM, RUN_TOKEN, SIGN_IN_FLOW, expected_allowed, probe, url_for_rule
 from tests.conftest import csrf_token_from, sign_in
 from tests.proposal_support import review_world
@@ -51,8 +52,6 @@ def world(app, make_user, tmp_path):
                            workdir="/nonexistent", script="#!/bin/bash\n", parameters={}, max_cost_minutes=1,
                            last_state="PENDING")
         db.session.add(job)
-        from tests.test_acceptance import SECRET, stored_acceptance_run
-
         db.session.flush()
         acceptance_id = stored_acceptance_run(SECRET, system="nowhere")
         from portal.benchmarks.models import BenchmarkReference

@@ -5,7 +5,16 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
+from portal.devcluster import cluster as devcluster
 from portal.devcluster.cluster import LocalCluster, Ports
+
+
+@pytest.fixture(autouse=True)
+def _own_port_registry(tmp_path: Path, monkeypatch) -> None:
+    """These folders are made up: their ports go in a registry of the test's own."""
+    monkeypatch.setattr(devcluster, "PORT_REGISTRY", tmp_path / "ports.json")
 
 
 def test_two_folders_never_share_a_name_ports_or_database(tmp_path: Path) -> None:
@@ -42,3 +51,14 @@ def test_an_existing_folder_keeps_its_ports_and_database(tmp_path: Path) -> None
     assert cluster.cluster_name == "oldname"
     assert cluster.ports == Ports(17100, 17101, 17102)
     assert (cluster.db_name, cluster.db_user) == ("slurm_acct_oldname", "slurm_oldname")
+
+
+def test_a_stopped_clusters_ports_are_never_given_to_a_new_one(tmp_path: Path) -> None:
+    # Nothing listens on the first cluster's ports (it is not running), yet a second cluster
+    # of the same name takes other ones: the first must be able to start again.
+    first = LocalCluster(tmp_path / "a", "samename")
+    second = LocalCluster(tmp_path / "b", "samename")
+    assert not set(first.ports.every_port()) & set(second.ports.every_port())
+    assert LocalCluster(tmp_path / "a", "samename").ports == first.ports  # asked again: the same
+    first.destroy()  # destroyed: its ports are free for the next cluster
+    assert LocalCluster(tmp_path / "c", "samename").ports == first.ports

@@ -10,6 +10,8 @@ spool folder, pid file, log and TmpFS (``%n`` in slurm.conf), so multi-node jobs
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import pwd
 import re
@@ -102,15 +104,15 @@ class Ports:
         return cls(base, base + 1, base + 2)
 
     @classmethod
-    def free_for_name(cls, name: str) -> Ports:
+    def free_for_name(cls, name: str, reserved: frozenset[int] = frozenset()) -> Ports:
         """The name's ports, or the next slot after them whose ports (every node's and
-        slurmrestd's included) are all free: two names may hash to the same slot, and a daemon
-        on a taken port dies with "Address already in use"."""
+        slurmrestd's included) are all free and not ``reserved``: two names may hash to the
+        same slot, and a daemon on a taken port dies with "Address already in use"."""
         first = cls.for_name(name).slurmctld - 17000
         for step in range(0, 3000, 3):
             base = 17000 + (first + step) % 3000
             ports = cls(base, base + 1, base + 2)
-            if all(_port_free(port) for port in ports.every_port()):
+            if not reserved.intersection(ports.every_port()) and all(_port_free(port) for port in ports.every_port()):
                 return ports
         raise ClusterError("no free ports for a Slurm cluster between 17000 and 31999")
 
@@ -134,6 +136,57 @@ def _derive_name(root: Path) -> str:
 
 def _path_tag(root: Path) -> str:
     return f"{zlib.crc32(str(root).encode()):08x}"
+
+
+# Every cluster made on this host, with its ports: a port of a cluster that is stopped for a
+# moment (a daemon restarted, `stop` then `start`) is free to bind but not free to take, or the
+# cluster could not start again. Entries of folders that were destroyed go; an entry whose
+# folder has no config yet is kept for a while (the config is written at start).
+PORT_REGISTRY = Path(os.environ.get("PORTAL_DEVCLUSTER_PORT_REGISTRY", "/var/tmp/portal-devcluster-ports.json"))
+_UNCONFIGURED_GRACE = 600.0
+
+
+def _registry_update(change) -> frozenset[int]:
+    """Apply ``change(entries)`` to the registry under its lock; the ports others hold."""
+    PORT_REGISTRY.parent.mkdir(parents=True, exist_ok=True)
+    with open(PORT_REGISTRY.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            entries = json.loads(PORT_REGISTRY.read_text()) if PORT_REGISTRY.exists() else {}
+        except ValueError:  # a torn file from a crash: rebuilt from the clusters that register
+            entries = {}
+        now = time.time()
+        entries = {root: entry for root, entry in entries.items()
+                   if (Path(root) / "etc" / "slurm.conf").exists() or now - entry["since"] < _UNCONFIGURED_GRACE}
+        before = json.dumps(entries, sort_keys=True)
+        held = change(entries)
+        if json.dumps(entries, sort_keys=True) != before or not PORT_REGISTRY.exists():
+            temporary = PORT_REGISTRY.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(entries, indent=1, sort_keys=True))
+            temporary.replace(PORT_REGISTRY)
+        return held
+
+
+def _reserve_ports(root: Path, name: str) -> Ports:
+    """Free ports for a new cluster in ``root``, recorded so no later cluster takes them."""
+    def change(entries: dict) -> Ports:
+        reserved = frozenset(port for other, entry in entries.items() if other != str(root) for port in entry["ports"])
+        ports = Ports.free_for_name(name, reserved)
+        entries[str(root)] = {"ports": list(ports.every_port()), "since": time.time()}
+        return ports
+
+    return _registry_update(change)
+
+
+def _note_ports(root: Path, ports: Ports) -> None:
+    def change(entries: dict) -> None:
+        entries.setdefault(str(root), {"ports": list(ports.every_port()), "since": time.time()})
+
+    _registry_update(change)
+
+
+def _release_ports(root: Path) -> None:
+    _registry_update(lambda entries: entries.pop(str(root), None))
 
 
 def _port_free(port: int) -> bool:
@@ -186,7 +239,10 @@ class LocalCluster:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", self.cluster_name):
             raise ValueError(f"cluster name {self.cluster_name!r}: use [a-z][a-z0-9_]*")
         # An existing folder keeps the ports in its config; a new one takes free ones.
-        self.ports = ports or self._configured_ports() or Ports.free_for_name(self.cluster_name)
+        configured_ports = self._configured_ports()
+        if configured_ports is not None:
+            _note_ports(self.root, configured_ports)  # made before the registry, or by an older portal
+        self.ports = ports or configured_ports or _reserve_ports(self.root, self.cluster_name)
         # Like the name, the node count of an existing folder is read back from its config,
         # so `stop`/`status` from another process finds every slurmd.
         configured = self._configured_nodes()
@@ -264,6 +320,7 @@ class LocalCluster:
         self._mysql(f"DROP USER IF EXISTS '{self.db_user}'@'localhost'",
                     f"DROP USER IF EXISTS '{self.db_user}'@'127.0.0.1'")
         shutil.rmtree(self.root, ignore_errors=True)
+        _release_ports(self.root)
 
     @property
     def daemons(self) -> tuple[str, ...]:

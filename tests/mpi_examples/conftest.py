@@ -32,12 +32,13 @@ class Run:
 
 @pytest.fixture
 def run_examples(tmp_path):
-    """run_examples(*args, ranks=2, env=None) -> Run, with --json written to tmp_path."""
+    """run_examples(*args, ranks=2, env=None, inject=None) -> Run, with --json written to tmp_path;
+    ``inject`` names a fault that tests/mpi_examples/inject.py puts in first."""
 
-    def run(*args, ranks: int = 2, env: dict | None = None) -> Run:
+    def run(*args, ranks: int = 2, env: dict | None = None, inject: str | None = None) -> Run:
         out = tmp_path / f"result-{len(list(tmp_path.iterdir()))}.json"
-        cmd = [*mpirun_prefix(ranks), sys.executable, "-m", "mpi_examples", *args,
-               "--json", str(out)]
+        program = ["tests.mpi_examples.inject", inject] if inject else ["mpi_examples"]
+        cmd = [*mpirun_prefix(ranks), sys.executable, "-m", *program, *args, "--json", str(out)]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
                               env={**os.environ, **(env or {})}, check=False)
         return Run(proc, out)

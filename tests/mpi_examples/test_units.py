@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from mpi_examples import checks, cli, suite
+from mpi_examples import cli, suite
 from mpi_examples.buffers import Backend
 from mpi_examples.gpu import Gemm, from_bf16, to_bf16
 from mpi_examples.interconnect import busbw_factor, iterations, message_sizes
@@ -142,11 +142,11 @@ def test_gemm_check_passes_and_catches_wrong_entries():
     assert "sampled entries off" in g.check()
 
 
-def test_unknown_fault_name_is_refused():
-    with pytest.raises(ValueError):
-        checks.set_faults("no-such-fault")
-    checks.set_faults("")
-    assert not checks.fault("pingpong-corrupt")
+def test_an_unknown_fault_is_refused_with_the_list_of_known_ones(capsys):
+    from tests.mpi_examples.inject import FAULTS, main
+
+    assert main(["no-such-fault", "pingpong"]) == 2
+    assert ", ".join(FAULTS) in capsys.readouterr().err
 
 
 def test_pattern_repeats_every_64_kib_and_is_the_same_bytes_as_computed_whole():
