@@ -13,6 +13,8 @@ if [ "$#" -eq 0 ]; then
     # Most of the suite's time is spent waiting (on Slurm, a browser, a subprocess), so twice as
     # many workers as cores; every worker has its own PostgreSQL database and shares the Slurm
     # cluster (portal/devcluster/pytest_plugin.py). PORTAL_TEST_WORKERS=0 runs in one process.
-    exec .venv/bin/python -m pytest -n "${PORTAL_TEST_WORKERS:-$(( $(nproc) * 2 ))}" --dist load
+    # Tests go out one at a time as workers free up (--maxschedchunk 1): the long ones, which
+    # come first, spread over the workers instead of queueing behind each other on one.
+    exec .venv/bin/python -m pytest -n "${PORTAL_TEST_WORKERS:-$(( $(nproc) * 2 ))}" --dist load --maxschedchunk 1
 fi
 exec .venv/bin/python -m pytest "$@"

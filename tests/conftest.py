@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -239,6 +242,21 @@ def site_adapter() -> str:
     """The scheduler adapter of the ``cluster_site`` fixture (tests/grant_world.py): ``cli``
     unless a test parametrises it, e.g. ``@pytest.mark.parametrize("site_adapter", ADAPTERS)``."""
     return "cli"
+
+
+def run_scratch() -> Path | None:
+    """A folder the workers of this parallel run share (for what one builds and the others
+    reuse), removed by the controller at the end; None outside a parallel run."""
+    run = os.environ.get("PORTAL_TEST_RUN_ID")
+    if not run or "PYTEST_XDIST_WORKER" not in os.environ:
+        return None
+    return Path(tempfile.gettempdir()) / f"portal-test-run-{run}"
+
+
+def pytest_sessionfinish(session) -> None:
+    if not hasattr(session.config, "workerinput") and os.environ.get("PORTAL_TEST_RUN_ID"):
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"portal-test-run-{os.environ['PORTAL_TEST_RUN_ID']}",
+                      ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items) -> None:

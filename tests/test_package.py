@@ -7,6 +7,7 @@ Slow (a wheel build, a venv, pip resolving the dependencies: about half a minute
 """
 from __future__ import annotations
 
+import fcntl
 import http.cookiejar
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from portal.demo import DEMO_LOGINS
-from tests.conftest import csrf_token_from, recreate_postgres_database, session_database_url
+from tests.conftest import csrf_token_from, recreate_postgres_database, run_scratch, session_database_url
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -72,27 +73,40 @@ def checkout_files() -> list[str]:
     return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
 
 
+def _build(into: Path, files: list[str]) -> None:
+    """A wheel of the checkout's files in ``into/dist``, installed in a new venv ``into/venv``."""
+    source = into / "source"
+    for name in files:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(into / "dist"), str(source)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    shutil.rmtree(source)
+    [wheel] = (into / "dist").glob("*.whl")
+    # The base interpreter, as a fresh machine has it: nothing of the checkout's .venv.
+    subprocess.run([sys._base_executable, "-m", "venv", str(into / "venv")], check=True, timeout=120)
+    subprocess.run([str(into / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    (into / "ready").touch()
+
+
 @pytest.fixture(scope="module")
 def installed() -> Iterator[Installed]:
+    files = checkout_files()
     # /tmp, not pytest's tmp_path: other sessions' pytest prune old base folders.
     work = Path(tempfile.mkdtemp(prefix="portal-package-"))
+    # One wheel and venv for the whole run: the workers of a parallel run that get tests of
+    # this module wait for the first to build them (the controller removes them at the end).
+    shared = run_scratch()
+    built = shared / "package" if shared else work
     try:
-        source = work / "source"
-        files = checkout_files()
-        for name in files:
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
-        dist = work / "dist"
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
-                       check=True, capture_output=True, text=True, timeout=300)
-        shutil.rmtree(source)
-        [wheel] = dist.glob("*.whl")
-        venv = work / "venv"
-        # The base interpreter, as a fresh machine has it: nothing of the checkout's .venv.
-        subprocess.run([sys._base_executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
-                       check=True, capture_output=True, text=True, timeout=600)
-        yield Installed(work, venv, wheel, files)
+        built.mkdir(parents=True, exist_ok=True)
+        with open(built / "lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (built / "ready").exists():
+                _build(built, files)
+        [wheel] = (built / "dist").glob("*.whl")
+        yield Installed(work, built / "venv", wheel, files)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -130,8 +130,10 @@ def slurm_cluster(request) -> Iterator[LocalCluster]:
     if not (_xdist_worker() and request.node.get_closest_marker("disturbs_slurm")):
         yield request.getfixturevalue("shared_slurm_cluster")
         return
-    cluster = request.getfixturevalue("fault_slurm_cluster")
+    # The lock first: a worker's first use starts the cluster, which must not happen while
+    # another worker's test has a daemon stopped on purpose.
     with _locked(f"use-{FAULT_CLUSTER_NAME}"):
+        cluster = request.getfixturevalue("fault_slurm_cluster")
         cluster.start(timeout=90)  # an earlier test may have left a daemon down
         yield cluster
 
