@@ -30,13 +30,16 @@ class Problems(ValueError):
 
     #: The HTTP status of a refusal that is not a conflict (a subclass may say otherwise).
     status = 422
+    #: Fine in itself but not now: someone else came first (a subclass may make it the default).
+    conflict = False
 
-    def __init__(self, errors: Mapping[str, str] | str, *, conflict: bool = False):
+    def __init__(self, errors: Mapping[str, str] | str, *, conflict: bool | None = None):
         # A message alone (a str, or a lazily translated one) is about the whole request.
         self.errors = dict(errors) if isinstance(errors, Mapping) else {"": errors}
         # str() is for people too (a flash, a CLI error line): the messages, without field keys.
         super().__init__(" ".join(str(message) for message in self.errors.values()))
-        self.conflict = conflict
+        if conflict is not None:
+            self.conflict = conflict
 
     @property
     def message(self) -> str:

@@ -247,16 +247,20 @@ def site_adapter() -> str:
 def run_scratch() -> Path | None:
     """A folder the workers of this parallel run share (for what one builds and the others
     reuse), removed by the controller at the end; None outside a parallel run."""
-    run = os.environ.get("PORTAL_TEST_RUN_ID")
+    from portal.devcluster.pytest_plugin import RUN_ID_VARIABLE  # a plugin: imported once pytest has it
+
+    run = os.environ.get(RUN_ID_VARIABLE)
     if not run or "PYTEST_XDIST_WORKER" not in os.environ:
         return None
     return Path(tempfile.gettempdir()) / f"portal-test-run-{run}"
 
 
 def pytest_sessionfinish(session) -> None:
-    if not hasattr(session.config, "workerinput") and os.environ.get("PORTAL_TEST_RUN_ID"):
-        shutil.rmtree(Path(tempfile.gettempdir()) / f"portal-test-run-{os.environ['PORTAL_TEST_RUN_ID']}",
-                      ignore_errors=True)
+    """The controller of a parallel run removes what its workers shared (``run_scratch``)."""
+    from portal.devcluster.pytest_plugin import RUN_ID_VARIABLE
+
+    if not hasattr(session.config, "workerinput") and os.environ.get(RUN_ID_VARIABLE):
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"portal-test-run-{os.environ[RUN_ID_VARIABLE]}", ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items) -> None:

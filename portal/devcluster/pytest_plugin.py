@@ -40,7 +40,7 @@ FAULT_CLUSTER_NAME = f"{TEST_CLUSTER_NAME}_faults"
 # Beside the folders, not in them: destroying a cluster of another shape removes its folder.
 _LOCKS = TEST_CLUSTER_DIR.parent / f".{TEST_CLUSTER_DIR.name}.locks"
 # Set by the controller of a parallel run before its workers start; they inherit it.
-_RUN_ID_VARIABLE = "PORTAL_TEST_RUN_ID"
+RUN_ID_VARIABLE = "PORTAL_TEST_RUN_ID"
 T = TypeVar("T")
 
 
@@ -64,7 +64,7 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "disturbs_slurm: stops, freezes or reconfigures a Slurm daemon; in a "
                                        "parallel run it gets a cluster of its own, one such test at a time")
     if not hasattr(config, "workerinput"):
-        os.environ.setdefault(_RUN_ID_VARIABLE, uuid.uuid4().hex)
+        os.environ.setdefault(RUN_ID_VARIABLE, uuid.uuid4().hex)
     # Tests (and the processes they start) change the cluster's accounts at the same time in a
     # parallel run: one writer at a time, as slurmdbd needs (portal/slurm/writelock.py).
     _LOCKS.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def pytest_sessionfinish(session) -> None:
     for folder, name in ((TEST_CLUSTER_DIR, TEST_CLUSTER_NAME), (FAULT_CLUSTER_DIR, FAULT_CLUSTER_NAME)):
         marker = _LOCKS / f"started-by-{name}"
         with _locked(f"start-{name}"):
-            if marker.exists() and marker.read_text() == os.environ.get(_RUN_ID_VARIABLE):
+            if marker.exists() and marker.read_text() == os.environ.get(RUN_ID_VARIABLE):
                 marker.unlink()
                 LocalCluster(folder, name).stop()
 
@@ -105,7 +105,7 @@ def _running_cluster(folder: Path, name: str) -> Iterator[LocalCluster]:
         cluster.start_seconds = time.monotonic() - began  # type: ignore[attr-defined]
         if _xdist_worker() and not already_running:
             # Other workers may still use it when this one ends: the controller stops it.
-            (_LOCKS / f"started-by-{name}").write_text(os.environ.get(_RUN_ID_VARIABLE, ""))
+            (_LOCKS / f"started-by-{name}").write_text(os.environ.get(RUN_ID_VARIABLE, ""))
     yield cluster
     if not already_running and not _xdist_worker():
         cluster.stop()

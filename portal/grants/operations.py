@@ -25,8 +25,7 @@ class GrantError(Problems):
 class GrantConflict(GrantError):
     """Fine in itself, but someone else changed the grant or decided the request first (HTTP 409)."""
 
-    def __init__(self, errors: Mapping[str, str] | str, *, conflict: bool = True):
-        super().__init__(errors, conflict=conflict)
+    conflict = True
 
 
 def hours_to_minutes(hours: float, field: str = "hours") -> int:
