@@ -59,23 +59,28 @@ echo "    usage and mail up to date"
 SERVICE_PID=$!
 trap 'kill -TERM "$SERVICE_PID" "$SINK_PID" 2>/dev/null || true; wait "$SERVICE_PID" "$SINK_PID" 2>/dev/null || true' EXIT
 
-if [ -z "${PORT:-}" ]; then
-  # 5000 when free; taken (another demo, another program): a free port the system picks.
-  PORT="$(.venv/bin/python - "$HOST" <<'EOF'
-import socket, sys
-for port in (5000, 0):
-    with socket.socket() as probe:
-        try:
-            probe.bind((sys.argv[1], port))
-        except OSError:
-            continue
-        print(probe.getsockname()[1])
-        break
+# The port is bound here and handed to gunicorn as an open socket (fd://): probing for a free
+# port and binding it later let two demos started at once both pick 5000. PORT, else 5000 when
+# free, else a free port the system picks.
+.venv/bin/python - "$HOST" "${PORT:-}" "$SLURM_DIR" <<'EOF'
+import os, socket, sys
+host, wanted, slurm_dir = sys.argv[1:]
+for port in ([int(wanted)] if wanted else [5000, 0]):
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if wanted:
+            sys.exit(f"Cannot serve on {host}:{wanted}: {error.strerror}")
+        continue
+    break
+listener.listen(2048)
+listener.set_inheritable(True)
+print(f"\nThe portal is at http://{host}:{listener.getsockname()[1]}/  (stop with Ctrl-C; stop Slurm with:\n"
+      f"  .venv/bin/python -m portal.devcluster stop --dir {slurm_dir})", flush=True)
+gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+os.execv(gunicorn, [gunicorn, "--workers", "2", "--bind", f"fd://{listener.fileno()}",
+                    "--no-control-socket", "--access-logfile", "-", "portal:create_app()"])
 EOF
-)"
-fi
-
-echo
-echo "The portal is at http://$HOST:$PORT/  (stop with Ctrl-C; stop Slurm with:"
-echo "  .venv/bin/python -m portal.devcluster stop --dir $SLURM_DIR)"
-.venv/bin/gunicorn --workers 2 --bind "$HOST:$PORT" --no-control-socket --access-logfile - "portal:create_app()"

@@ -199,9 +199,10 @@ def test_two_demos_beside_the_test_cluster_each_serve_their_own_slurm(slurm_clus
     first, second = Demo(root / "first"), Demo(root / "second")
     failed = True
     try:
+        # Both typed at the same moment: their setups, clusters and seeds overlap.
         first.start()
-        first_url = first.wait_until_serving(timeout=600)
         second.start()
+        first_url = first.wait_until_serving(timeout=600)
         second_url = second.wait_until_serving(timeout=600)
         # Two web servers: at most one of them on 5000, the other on a port picked free.
         assert first_url != second_url
@@ -241,6 +242,12 @@ def test_two_demos_beside_the_test_cluster_each_serve_their_own_slurm(slurm_clus
     finally:
         stop_all([first, second], failed)
         outputs = [demo.output() for demo in (first, second)]
+        if failed:  # what each demo and its jobs said (the seed's report among it) goes with the failure
+            for demo, output in zip((first, second), outputs):
+                said = [line for line in output.splitlines() if '"GET ' not in line and "portal.audit" not in line]
+                print(f"--- make demo in {demo.folder}:", *said[-40:], sep="\n", file=sys.stderr)
+                for job_output in sorted(demo.folder.glob("instance/jobs/*/slurm-*.out")):
+                    print(f"--- {job_output}:", job_output.read_text(errors="replace")[-3000:], sep="\n", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
     for output in outputs:
         for login in DEMO_LOGINS:

@@ -24,13 +24,13 @@ def test_burn_down_chart_with_real_usage(app, cluster_site, slurm_cluster, slurm
     project = project_with_team(pi)
     start, end = this_year()
     grant = create_grant(project, title="Szybka ścieżka – greitasis kelias", start_date=start, end_date=end,
-                         hours={partition(cluster_site, "cpu"): 0.1})
+                         hours={partition(cluster_site, "cpu"): 0.2})
     db.session.commit()
     assert reconcile_site(cluster_site).run.succeeded
     account, user = pool_account(grant, "cpu"), pi.unix_username
     slurm_scheduler.wait_for_association(account, user)
     jobs = [slurm_scheduler.submit(JobRequest(
-        script="#!/bin/bash\nsleep 15\n", account=account, partition="cpu", job_name="burn", cpus_per_task=2,
+        script="#!/bin/bash\nsleep 8\n", account=account, partition="cpu", job_name="burn", cpus_per_task=4,
         workdir=str(slurm_cluster.jobs_dir), time_limit_minutes=1, user=user,
         output=f"{slurm_cluster.jobs_dir}/burn-%j.out")) for _ in range(2)]
     for job_id in jobs:

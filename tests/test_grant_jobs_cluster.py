@@ -78,14 +78,18 @@ def test_jobs_are_charged_to_the_grant_as_sacct_counts_them_and_reingesting_chan
 
 @pytest.mark.slow
 @pytest.mark.parametrize("site_adapter", ADAPTERS)
-def test_used_up_grant_holds_jobs_and_a_top_up_releases_them(cluster_site, slurm_cluster, slurm_scheduler):
-    project, grant, pi, _ = _granted_team(cluster_site, 2 / 60)  # two core-minutes
+def test_a_grant_that_cannot_cover_the_next_job_holds_it_and_a_top_up_releases_it(
+        cluster_site, slurm_cluster, slurm_scheduler):
+    # Six core-minutes: a job of six CPUs for one minute fits exactly. Slurm counts a grant's use
+    # in whole minutes, so the first job runs just over one core-minute; the next six-CPU job
+    # then needs more than is left and must wait (AccountingStorageEnforce=safe).
+    cpus = 6
+    project, grant, pi, _ = _granted_team(cluster_site, cpus / 60)
     account, user = pool_account(grant, "cpu"), pi.unix_username
     slurm_scheduler.wait_for_association(account, user)
-    first = slurm_scheduler.submit(_job(slurm_cluster, account, user, seconds=35))
+    first = slurm_scheduler.submit(_job(slurm_cluster, account, user, seconds=11, cpus=cpus))
     wait_for(lambda: slurm_scheduler.job(first).state.is_final, 90, "the first job to end")
-    # Usage reaches the limit check on the next PriorityCalcPeriod (one minute here).
-    second = slurm_scheduler.submit(_job(slurm_cluster, account, user, seconds=1))
+    second = slurm_scheduler.submit(_job(slurm_cluster, account, user, seconds=1, cpus=cpus))
     held = wait_for(lambda: (lambda j: j if j.reason == "AssocGrpCPUMinutesLimit" else None)(slurm_scheduler.job(second)),
                     90, "the second job to be held by the grant's limit")
     assert held.state.value == "PENDING"

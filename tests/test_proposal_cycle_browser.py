@@ -21,6 +21,18 @@ def as_user(page, base, user):
     sign_in_in_browser(page, base, user[1], user[2])
 
 
+def send_form(page, button: str, confirmation: str, fields: dict[str, str] | None = None) -> None:
+    """Fills `fields` (selector -> value; a <select> gets the option), presses `button` and waits
+    until the page says `confirmation`."""
+    for selector, value in (fields or {}).items():
+        if selector.startswith("select"):
+            page.select_option(selector, value)
+        else:
+            page.fill(selector, value)
+    page.click(button)
+    page.wait_for_selector(f"text={confirmation}")
+
+
 @pytest.mark.slow
 def test_full_review_cycle_in_chromium(app, make_user, smtp_server):
     pi = make_user(Role.PI, name="Agnieszka Wiśniewska", email="agnieszka@example.org")
@@ -53,20 +65,16 @@ def test_full_review_cycle_in_chromium(app, make_user, smtp_server):
         page.click("text=Save draft")
         page.wait_for_selector("text=Draft saved.")
         proposal_id = int(page.url.rsplit("/", 1)[1])
-        page.fill("input[name=email]", "jonas@example.org")
-        page.select_option("select[name=role]", "co_pi")
-        page.click("button:has-text('Invite')")
-        page.wait_for_selector("text=Invitation sent")
-        page.click("button:has-text('Submit proposal')")
-        page.wait_for_selector("text=Proposal submitted.")
+        send_form(page, "button:has-text('Invite')", "Invitation sent",
+                  {"input[name=email]": "jonas@example.org", "select[name=role]": "co_pi"})
+        send_form(page, "button:has-text('Submit proposal')", "Proposal submitted.")
         screenshot(page, "proposal-submitted")
 
         link = re.search(r"https?://[^/\s]+(/proposals/invitations/\S+)",
                          smtp_server.wait_for(1) and smtp_server.to("jonas@example.org")[0].get_content()).group(1)
         as_user(page, base, co_pi)
         page.goto(base + link)
-        page.click("text=Accept the invitation")
-        page.wait_for_selector("text=You joined the proposal.")
+        send_form(page, "text=Accept the invitation", "You joined the proposal.")
 
         with app.app_context():
             move_cut_off_to_the_past(db.session.get(Proposal, proposal_id).call)
@@ -75,15 +83,10 @@ def test_full_review_cycle_in_chromium(app, make_user, smtp_server):
         # Staff: admissible, feasible, three reviewers.
         as_user(page, base, staff)
         page.goto(f"{base}/proposals/{proposal_id}")
-        page.click("#admissibility button")
-        page.wait_for_selector("text=Admissibility recorded.")
-        page.fill(f"#recommend-{gpu_id}", "5000")
-        page.click("#technical button")
-        page.wait_for_selector("text=Technical assessment recorded.")
+        send_form(page, "#admissibility button", "Admissibility recorded.")
+        send_form(page, "#technical button", "Technical assessment recorded.", {f"#recommend-{gpu_id}": "5000"})
         for reviewer in reviewers:
-            page.select_option("select[name=reviewer]", str(reviewer[0]))
-            page.click("#assign button")
-            page.wait_for_selector("text=Reviewer assigned.")
+            send_form(page, "#assign button", "Reviewer assigned.", {"select[name=reviewer]": str(reviewer[0])})
         assignments = {r[0]: None for r in reviewers}
         with app.app_context():
             for a in reviews_of(db.session.get(Proposal, proposal_id)):
@@ -93,27 +96,21 @@ def test_full_review_cycle_in_chromium(app, make_user, smtp_server):
         as_user(page, base, reviewers[2])
         page.click("text=My reviews")
         page.click(f"text={PROPOSAL_TEXT['title']}")
-        page.select_option("select[name=conflict]", "conflict")
-        page.click("button:has-text('Declare')")
-        page.wait_for_selector("text=You no longer have access")
+        send_form(page, "button:has-text('Declare')", "You no longer have access", {"select[name=conflict]": "conflict"})
         assert page.goto(f"{base}/reviews/{assignments[reviewers[2][0]]}").status == 404
         for reviewer, score in ((reviewers[0], "5"), (reviewers[1], "4")):
             as_user(page, base, reviewer)
             page.goto(f"{base}/reviews/{assignments[reviewer[0]]}")
-            page.select_option("select[name=conflict]", "none")
-            page.click("button:has-text('Declare')")
-            for criterion in ("excellence", "impact", "implementation"):
-                page.select_option(f"select[name=score_{criterion}]", score)
-            page.fill("textarea[name=comment_applicant]", f"Solidny plan, ocena {score}.")
-            page.fill("textarea[name=comment_committee]", "Committee only.")
-            page.click("button:has-text('Submit review')")
-            page.wait_for_selector("text=Review submitted.")
+            send_form(page, "button:has-text('Declare')", "No conflict declared", {"select[name=conflict]": "none"})
+            send_form(page, "button:has-text('Submit review')", "Review submitted.", {
+                **{f"select[name=score_{criterion}]": score for criterion in ("excellence", "impact", "implementation")},
+                "textarea[name=comment_applicant]": f"Solidny plan, ocena {score}.",
+                "textarea[name=comment_committee]": "Committee only."})
         screenshot(page, "review-submitted")
 
         as_user(page, base, staff)
         page.goto(f"{base}/proposals/{proposal_id}")
-        page.click("button:has-text('Release reviews')")
-        page.wait_for_selector("text=Reviews released")
+        send_form(page, "button:has-text('Release reviews')", "Reviews released")
 
         # The PI reads the reviews (no names) and replies.
         as_user(page, base, pi)
@@ -121,9 +118,7 @@ def test_full_review_cycle_in_chromium(app, make_user, smtp_server):
         text = page.inner_text("main")
         assert "Solidny plan, ocena 5." in text and "Committee only." not in text
         assert not any(name in text for name in ("Łukasz Żółkiewski", "Eglė Šimkutė", "Ода Ярова"))
-        page.fill("textarea[name=reply]", "Dziękujemy za recenzje.")
-        page.click("text=Send reply")
-        page.wait_for_selector("text=Reply sent.")
+        send_form(page, "text=Send reply", "Reply sent.", {"textarea[name=reply]": "Dziękujemy za recenzje."})
         screenshot(page, "proposal-replied")
 
         # Committee and award.
@@ -132,10 +127,8 @@ def test_full_review_cycle_in_chromium(app, make_user, smtp_server):
         assert page.inner_text("#ranking td.score") == "4.50"
         screenshot(page, "committee-ranking")
         page.goto(f"{base}/proposals/{proposal_id}")
-        page.fill("#award input[name=start_date]", "2027-01-01")
-        page.fill("#award input[name=end_date]", "2027-12-31")
-        page.click("#award button")
-        page.wait_for_selector("text=Awarded: the grant is created.")
+        send_form(page, "#award button", "Awarded: the grant is created.",
+                  {"#award input[name=start_date]": "2027-01-01", "#award input[name=end_date]": "2027-12-31"})
         assert "Awarded" in page.inner_text("#state")
         screenshot(page, "proposal-awarded")
 

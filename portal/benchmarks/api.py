@@ -12,7 +12,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from portal.api.paging import LIST_HEADERS, PageArgs
+from portal.api.paging import PageArgs, list_endpoint
 from portal.api.schemas import BenchmarkRunSchema, BenchmarkRunSummarySchema
 from portal.benchmarks import listing
 from portal.benchmarks.acceptance import TokenRefused, accept_result
@@ -21,7 +21,7 @@ from portal.benchmarks.operations import BenchmarkError, InvalidResult, ingest_r
 from portal.extensions import db
 from portal.identity.access import bearer_secret, json_error, own_credential, staff_required
 from portal.identity.ratelimit import client_address, configured, exceeded, hit, too_many_requests
-from portal.web.listing import page_headers, page_request, paginate
+from portal.web.listing import paginate
 
 blp = Blueprint("api_benchmarks", __name__, description="Acceptance benchmark results (mpi_examples)")
 
@@ -53,14 +53,10 @@ class HistoryPointSchema(Schema):
     unit = fields.Str()
 
 
-@blp.route("/runs")
-@blp.arguments(RunFilter, location="query", as_kwargs=True)
-@blp.response(200, BenchmarkRunSummarySchema(many=True), headers=LIST_HEADERS)
-def list_runs(**_args):
+@list_endpoint(blp, "/runs", RunFilter, BenchmarkRunSummarySchema(many=True), listing)
+def list_runs(page):
     """Stored runs, newest first, a page at a time, filtered like the benchmarks page."""
-    page = page_request(listing.FILTERS, listing.SORTS)
-    rows = paginate(listing.ordered(listing.filtered(page), page), page)
-    return rows.items, 200, page_headers("api_benchmarks.list_runs", page, rows)
+    return paginate(listing.ordered(listing.filtered(page), page), page)
 
 
 @blp.route("/runs", methods=["POST"])

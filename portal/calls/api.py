@@ -6,7 +6,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from portal.api.paging import LIST_HEADERS, PageArgs
+from portal.api.paging import PageArgs, list_endpoint
 from portal.calls import listing
 from portal.calls.models import AccessMode, ReviewWorkflow
 from portal.calls.operations import access_modes, create_call, visible_call
@@ -14,7 +14,7 @@ from portal.clock import utcnow
 from portal.extensions import db
 from portal.identity.access import staff_required
 from portal.reviews.operations import committee_ranking
-from portal.web.listing import page_headers, page_request, paginate
+from portal.web.listing import paginate
 
 DATABASE_ID = validate.Range(1, 2**31 - 1)  # an id the database can hold: others are 422, not a database error
 
@@ -107,14 +107,10 @@ class CallListArgs(PageArgs):
     sort = fields.Str(metadata={"description": "newest (default: latest opening first), closing, code, title"})
 
 
-@blp.route("")
-@blp.arguments(CallListArgs, location="query", as_kwargs=True)
-@blp.response(200, CallSchema(many=True), headers=LIST_HEADERS)
-def list_calls(**_args):
+@list_endpoint(blp, "", CallListArgs, CallSchema(many=True), listing)
+def list_calls(page):
     """Calls that have opened (staff: all), a page at a time, filtered like the calls page."""
-    page = page_request(listing.FILTERS, listing.SORTS)
-    rows = paginate(listing.ordered(listing.filtered(current_user, page, utcnow()), page), page)
-    return rows.items, 200, page_headers("api_calls.list_calls", page, rows)
+    return paginate(listing.ordered(listing.filtered(current_user, page, utcnow()), page), page)
 
 
 @blp.route("/access-modes")

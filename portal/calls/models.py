@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
 from portal.identity.models import enum_column
-from portal.sites.models import Partition
+from portal.sites.models import HoursOf, Partition
 
 
 class ReviewWorkflow(enum.Enum):
@@ -118,10 +118,5 @@ class CallPartition(db.Model):
     call: Mapped[Call] = relationship(back_populates="offers")
     partition: Mapped[Partition] = relationship(lazy="joined")
 
-    @property
-    def offered_hours(self) -> float:
-        return self.offered_minutes / 60
-
-    @property
-    def max_request_hours(self) -> float:
-        return self.max_request_minutes / 60
+    offered_hours = HoursOf("offered_minutes")
+    max_request_hours = HoursOf("max_request_minutes")

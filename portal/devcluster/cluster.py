@@ -229,7 +229,7 @@ class LocalCluster:
     def __init__(self, root: Path | str, name: str | None = None, *,
                  ports: Ports | None = None, gpus: int = 2,
                  db_host: str = "127.0.0.1", db_port: int = 3306,
-                 nodes: int | None = None, rest: bool = False) -> None:
+                 nodes: int | None = None, rest: bool = False, cpus: int | None = None) -> None:
         self.root = Path(root).resolve()
         self.conf_path = self.root / "etc" / "slurm.conf"
         self.network_note = ""  # what start() did about loopback delayed ACKs
@@ -257,6 +257,14 @@ class LocalCluster:
             ("localhost",) if self.nodes == 1
             else tuple(f"n{i}" for i in range(1, self.nodes + 1)))
         self.gpus = gpus
+        # CPUs per node as Slurm sees them: the host's by default. More than the host has
+        # oversubscribes it (slurmd takes the configured count), which lets jobs that mostly
+        # sleep, like the test suite's, run side by side instead of queueing for two cores.
+        configured_cpus = self._configured_cpus()
+        if cpus is not None and configured_cpus is not None and cpus != configured_cpus:
+            raise ValueError(f"{self.root} holds a cluster of {configured_cpus} CPUs per node, not {cpus};"
+                             " destroy it first")
+        self.cpus = cpus or configured_cpus or os.cpu_count() or 1
         # slurmrestd with JWT (the rest adapter's server): asked for, or how the folder was made.
         self.rest = restd.configured(self.conf_path)
         if rest and not self.rest and self.conf_path.exists():
@@ -412,6 +420,13 @@ class LocalCluster:
             return None
         return len(re.findall(r"^NodeName=", text, re.MULTILINE)) or None
 
+    def _configured_cpus(self) -> int | None:
+        try:
+            match = re.search(r"^NodeName=.* CPUs=(\d+)", self.conf_path.read_text(), re.M)
+        except FileNotFoundError:
+            return None
+        return int(match.group(1)) if match else None
+
     def _configured_ports(self) -> Ports | None:
         try:
             text = self.conf_path.read_text()
@@ -445,14 +460,17 @@ class LocalCluster:
             (self.root / sub).chmod(0o755)
         self.jobs_dir.mkdir(exist_ok=True)
         self.jobs_dir.chmod(0o1777)
+        # PMIx puts each job step's client folder under TmpFS, named by job and step id only: in a
+        # shared /tmp, two slurmstepd of one step (two nodes) or job 4 of two clusters on this host
+        # (two demos) collide and srun's launch fails. So every node of every cluster has its own.
+        # Jobs of any user write there.
+        tmp_dirs = [self.root / "tmp"] if self.nodes == 1 else [self.root / "tmp" / n for n in self.node_names]
+        for tmp in tmp_dirs:
+            tmp.mkdir(parents=True, exist_ok=True)
+            tmp.chmod(0o1777)
         if self.nodes > 1:
             for node in self.node_names:
                 (self.root / "spool" / node).mkdir(exist_ok=True)
-                # PMIx puts each job step's client folder under TmpFS; two slurmstepd of one
-                # step on the same host would collide in a shared /tmp. Jobs of any user.
-                tmp = self.root / "tmp" / node
-                tmp.mkdir(parents=True, exist_ok=True)
-                tmp.chmod(0o1777)
         for index in range(self.gpus):
             fake = self.root / "dev" / f"gpu{index}"
             if not fake.is_symlink():
@@ -461,7 +479,10 @@ class LocalCluster:
             "cluster_name": self.cluster_name, "root": str(self.root),
             "ctld_port": self.ports.slurmctld, "slurmd_port": self.ports.slurmd,
             "dbd_port": self.ports.slurmdbd, "munge_socket": str(self.munge_socket),
-            "cpus": os.cpu_count() or 1, "real_memory": self._real_memory_mb(),
+            "cpus": self.cpus, "real_memory": self._real_memory_mb(),
+            # Without config_overrides a slurmd with fewer cores than configured drains its node.
+            "slurmd_parameters": ("SlurmdParameters=config_overrides" if self.cpus > (os.cpu_count() or 1)
+                                  else "# CPUs as the host has them"),
             "gpus": self.gpus, "last_gpu": self.gpus - 1, "db_host": self.db_host, "db_port": self.db_port,
             "db_user": self.db_user, "db_password": self._db_password(),
             "db_name": self.db_name, **self._node_values(),
@@ -478,7 +499,7 @@ class LocalCluster:
 
     def _node_values(self) -> dict[str, str | int]:
         """Template values for the slurmd paths, the NodeName lines and the node list."""
-        cpus, memory = os.cpu_count() or 1, self._real_memory_mb()
+        cpus, memory = self.cpus, self._real_memory_mb()
         lines = []
         for index, node in enumerate(self.node_names):
             port = f" Port={self.ports.node(index)}" if self.nodes > 1 else ""
@@ -490,7 +511,7 @@ class LocalCluster:
             return {"slurmd_spool_dir": f"{root}/spool",
                     "slurmd_pid_file": f"{root}/run/slurmd.pid",
                     "slurmd_log_file": f"{root}/log/slurmd.log",
-                    "tmp_fs": "# TmpFS: the default /tmp (one node)",
+                    "tmp_fs": f"TmpFS={root}/tmp",
                     "node_lines": "\n".join(lines), "node_list": "localhost", "nodes": 1}
         # %n is the node name, so every slurmd gets its own files (MULTIPLE_SLURMD).
         return {"slurmd_spool_dir": f"{root}/spool/%n",

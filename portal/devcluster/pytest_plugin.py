@@ -34,6 +34,9 @@ TEST_CLUSTER_DIR = Path(os.environ.get("PORTAL_TEST_SLURM_DIR", f"/var/tmp/porta
 TEST_CLUSTER_NAME = os.environ.get("PORTAL_TEST_SLURM_NAME", f"portaltest_{_CHECKOUT_TAG}")
 # Two slurmd on this host, so multi-node jobs (MPI, torchrun) really span nodes.
 TEST_CLUSTER_NODES = int(os.environ.get("PORTAL_TEST_SLURM_NODES", "2"))
+# CPUs per node as Slurm sees them, more than this host has: the suite's jobs mostly sleep, and
+# with the host's two cores the parallel run's jobs queued behind each other for minutes.
+TEST_CLUSTER_CPUS = int(os.environ.get("PORTAL_TEST_SLURM_CPUS", "8"))
 # The parallel run's cluster for tests that stop its daemons: its own folder, name and ports.
 FAULT_CLUSTER_DIR = TEST_CLUSTER_DIR.with_name(f"{TEST_CLUSTER_DIR.name}-faults")
 FAULT_CLUSTER_NAME = f"{TEST_CLUSTER_NAME}_faults"
@@ -89,10 +92,10 @@ def _running_cluster(folder: Path, name: str) -> Iterator[LocalCluster]:
     # One starter at a time: the workers of a parallel run, and sessions of one checkout.
     with _locked(f"start-{name}"):
         try:
-            cluster = LocalCluster(folder, name, nodes=TEST_CLUSTER_NODES, rest=True)
+            cluster = LocalCluster(folder, name, nodes=TEST_CLUSTER_NODES, rest=True, cpus=TEST_CLUSTER_CPUS)
         except ValueError:  # a throwaway test cluster of another shape from an earlier run: make it anew
             LocalCluster(folder, name).destroy()
-            cluster = LocalCluster(folder, name, nodes=TEST_CLUSTER_NODES, rest=True)
+            cluster = LocalCluster(folder, name, nodes=TEST_CLUSTER_NODES, rest=True, cpus=TEST_CLUSTER_CPUS)
         # A cluster that was already up (another test session, a developer's shell) is shared
         # and left running; only a session that started it stops it.
         already_running = cluster.is_running()

@@ -1,12 +1,14 @@
 """Grants in the JSON API: what was awarded, used and left, with the same access rules as the pages."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from portal.api.paging import PageArgs
+from portal.api.paging import PageArgs, list_endpoint
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.grants import listing
@@ -16,7 +18,7 @@ from portal.grants.reconcile import is_pending
 from portal.grants.requests import decide_request
 from portal.grants.summary import forecast, resource_totals
 from portal.identity.access import staff_required
-from portal.web.listing import page_headers, page_request, paginate
+from portal.web.listing import paginate
 
 blp = Blueprint("api_grants", __name__, description="Grants: awarded, used and remaining hours per resource")
 
@@ -79,25 +81,19 @@ class GrantRowSchema(GrantSchema):
                  "used_hours": round(p.used_hours, 3)} for p in listing.pools_of(grant)]
 
 
-@blp.route("")
-@blp.arguments(GrantListArgs, location="query", as_kwargs=True)
-@blp.response(200, GrantRowSchema(many=True), headers={
-    "X-Total-Count": {"description": "grants matching the filter, on all pages", "schema": {"type": "integer"}},
-    "Link": {"description": "RFC 8288 links to the next and previous pages", "schema": {"type": "string"}}})
-def list_grants(**_args):
+@list_endpoint(blp, "", GrantListArgs, GrantRowSchema(many=True), listing)
+def list_grants(page):
     """Grants of the caller's projects (staff: all), a page at a time, filtered like the grants page.
 
     The usage figures are the summaries kept at every ingestion (as on the grants page).
     """
-    page = page_request(listing.FILTERS, listing.SORTS)
     rows = paginate(listing.ordered(listing.filtered(current_user, page), page), page,
                     scalars=False)
     grants = []
     for grant, off_pace, _pi_name in rows.items:
         grant.off_pace_percent = round(off_pace, 2)
         grants.append(grant)
-    headers = page_headers("api_grants.list_grants", page, rows)
-    return grants, 200, headers
+    return replace(rows, items=grants)
 
 
 @blp.route("/<int:grant_id>")

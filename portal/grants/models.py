@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.extensions import db
 from portal.identity.models import User, enum_column
 from portal.projects.models import Project
-from portal.sites.models import Partition, ResourceKind, Site
+from portal.sites.models import HoursOf, Partition, ResourceKind, Site
 
 
 class GrantStatus(enum.Enum):
@@ -86,9 +86,7 @@ class GrantAllocation(db.Model):
     grant: Mapped[Grant] = relationship(back_populates="allocations")
     partition: Mapped[Partition] = relationship(lazy="joined")
 
-    @property
-    def awarded_hours(self) -> float:
-        return self.awarded_minutes / 60
+    awarded_hours = HoursOf("awarded_minutes")
 
 
 class FacilityTotalChange(db.Model):

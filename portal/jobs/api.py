@@ -3,14 +3,14 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from portal.api.paging import LIST_HEADERS, PageArgs
+from portal.api.paging import PageArgs, list_endpoint
 from portal.extensions import db
 from portal.jobs import listing
 from portal.jobs.operations import JobError, cancel_job, job_template, job_templates, plan_by_ids, plan_resubmission, resubmit_job, submit_job, visible_job
 from portal.jobs.output import output_tails
 from portal.sites.models import Partition
 from portal.slurm.errors import SchedulerError
-from portal.web.listing import page_headers, page_request, paginate
+from portal.web.listing import paginate
 
 blp = Blueprint("api_jobs", __name__, description="Job templates and jobs submitted through the portal")
 
@@ -172,18 +172,13 @@ class JobListArgs(PageArgs):
     sort = fields.Str(metadata={"description": "newest (default), oldest, state, project"})
 
 
-@blp.route("")
-@blp.arguments(JobListArgs, location="query", as_kwargs=True)
-@blp.response(200, JobSchema(many=True), headers=LIST_HEADERS)
-def list_jobs(**_args):
+@list_endpoint(blp, "", JobListArgs, JobSchema(many=True), listing)
+def list_jobs(page):
     """Jobs of the caller's projects (staff: all), a page at a time, filtered like the jobs page.
 
     The state is the one last read from Slurm (``state_seen_at``): listing never asks Slurm.
     """
-    page = page_request(listing.FILTERS, listing.SORTS)
-    rows = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
-    headers = page_headers("api_jobs.list_jobs", page, rows)
-    return rows.items, 200, headers
+    return paginate(listing.ordered(listing.filtered(current_user, page), page), page)
 
 
 @blp.route("/<int:job_id>")

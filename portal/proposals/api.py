@@ -9,7 +9,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.api.paging import LIST_HEADERS, PageArgs
+from portal.api.paging import PageArgs, list_endpoint
 from portal.calls.api import DATABASE_ID
 from portal.calls.operations import visible_call
 from portal.extensions import db
@@ -21,7 +21,7 @@ from portal.proposals import operations as ops
 from portal.proposals.models import EvidenceFile, Proposal
 from portal.reviews.models import ReviewAssignment
 from portal.reviews.operations import assign_reviewer, submitted_reviews
-from portal.web.listing import page_headers, page_request, paginate
+from portal.web.listing import paginate
 
 blp = Blueprint("api_proposals", __name__, description="Proposals: drafting, submission, assessment, decision")
 
@@ -169,12 +169,9 @@ class ProposalListArgs(PageArgs):
     sort = fields.Str(metadata={"description": "newest (default), submitted, title, call"})
 
 
-@blp.route("")
-@blp.arguments(ProposalListArgs, location="query", as_kwargs=True)
-@blp.response(200, ProposalSchema(many=True), headers=LIST_HEADERS)
-def list_proposals(**_args):
+@list_endpoint(blp, "", ProposalListArgs, ProposalSchema(many=True), listing)
+def list_proposals(page):
     """The caller's proposals (staff: all), a page at a time, filtered like the proposals page."""
-    page = page_request(listing.FILTERS, listing.SORTS)
     query = listing.ordered(listing.filtered(current_user, page), page).options(
         selectinload(Proposal.evidence).load_only(EvidenceFile.filename))
     rows = paginate(query, page)
@@ -187,7 +184,7 @@ def list_proposals(**_args):
             reviews[review.proposal_id].append(review)
     for proposal in rows.items:
         proposal._listed_reviews = reviews[proposal.id]
-    return rows.items, 200, page_headers("api_proposals.list_proposals", page, rows)
+    return rows
 
 
 @blp.route("", methods=["POST"])

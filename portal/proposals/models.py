@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.grants.models import Grant
 from portal.identity.models import User, enum_column
 from portal.projects.models import Project, ProjectRole
-from portal.sites.models import Partition
+from portal.sites.models import HoursOf, Partition
 
 
 class ProposalState(enum.Enum):
@@ -145,13 +145,8 @@ class ProposalRequest(db.Model):
     proposal: Mapped[Proposal] = relationship(back_populates="requests")
     partition: Mapped[Partition] = relationship(lazy="joined")
 
-    @property
-    def requested_hours(self) -> float:
-        return self.requested_minutes / 60
-
-    @property
-    def recommended_hours(self) -> float | None:
-        return None if self.recommended_minutes is None else self.recommended_minutes / 60
+    requested_hours = HoursOf("requested_minutes")
+    recommended_hours = HoursOf("recommended_minutes")
 
 
 class Invitation(db.Model):

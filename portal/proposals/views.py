@@ -20,6 +20,7 @@ from portal.proposals import operations as ops
 from portal.proposals.forms import ActionForm, AdmissibilityForm, AssignForm, AwardForm, InviteForm, ProposalForm, RejectForm, ReplyForm, TechnicalForm
 from portal.proposals.models import Proposal
 from portal.reviews.operations import assign_reviewer, reviewers_available, reviews_of
+from portal.web.input import posted
 from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
@@ -170,8 +171,7 @@ def submit(proposal_id: int):
 @bp.route("/<int:proposal_id>/invite", methods=["POST"])
 def invite(proposal_id: int):
     proposal = _applicant_proposal(proposal_id)
-    form = InviteForm()
-    form.validate()
+    form = posted(InviteForm)
     role = ProjectRole(form.role.data) if form.role.data in {r.value for r in ProjectRole} else None
     return _after(proposal, lambda: ops.invite_member(proposal, current_user, form.email.data or "", role),
                   _("Invitation sent to %(email)s.", email=form.email.data))
@@ -180,8 +180,7 @@ def invite(proposal_id: int):
 @bp.route("/<int:proposal_id>/reply", methods=["POST"])
 def reply(proposal_id: int):
     proposal = _applicant_proposal(proposal_id)
-    form = ReplyForm()
-    form.validate()
+    form = posted(ReplyForm)
     return _after(proposal, lambda: ops.reply_to_reviews(proposal, current_user, form.reply.data),
                   _("Reply sent."))
 
@@ -242,8 +241,7 @@ def _partition_values(prefix: str) -> dict[str, str]:
 @bp.route("/<int:proposal_id>/admissibility", methods=["POST"])
 @staff_required
 def admissibility(proposal_id: int):
-    proposal, form = _load(proposal_id), AdmissibilityForm()
-    form.validate()
+    proposal, form = _load(proposal_id), posted(AdmissibilityForm)
     return _after(proposal, lambda: decisions.check_admissibility(proposal, current_user, form.admissible.data == "yes",
                                                                   form.comment.data or ""),
                   _("Admissibility recorded."))
@@ -252,8 +250,7 @@ def admissibility(proposal_id: int):
 @bp.route("/<int:proposal_id>/technical", methods=["POST"])
 @staff_required
 def technical(proposal_id: int):
-    proposal, form = _load(proposal_id), TechnicalForm()
-    form.validate()
+    proposal, form = _load(proposal_id), posted(TechnicalForm)
     return _after(proposal, lambda: decisions.assess_technically(
         proposal, current_user, form.feasible.data == "yes", form.comment.data or "",
         _partition_values("recommend-")), _("Technical assessment recorded."))
@@ -279,8 +276,7 @@ def release(proposal_id: int):
 @bp.route("/<int:proposal_id>/award", methods=["POST"])
 @staff_required
 def award(proposal_id: int):
-    proposal, form = _load(proposal_id), AwardForm()
-    form.validate()
+    proposal, form = _load(proposal_id), posted(AwardForm)
     return _after(proposal, lambda: decisions.award_proposal(
         proposal, current_user, start_date=form.start_date.data, end_date=form.end_date.data,
         hours=_partition_values("award-"), confirm_over_award=form.confirm_over_award.data),
@@ -290,7 +286,6 @@ def award(proposal_id: int):
 @bp.route("/<int:proposal_id>/reject", methods=["POST"])
 @staff_required
 def reject(proposal_id: int):
-    proposal, form = _load(proposal_id), RejectForm()
-    form.validate()
+    proposal, form = _load(proposal_id), posted(RejectForm)
     return _after(proposal, lambda: decisions.reject_proposal(proposal, current_user, form.feedback.data or ""),
                   _("Rejected; the applicants were told."))

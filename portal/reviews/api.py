@@ -5,13 +5,13 @@ from flask_login import current_user
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from portal.api.paging import LIST_HEADERS, PageArgs
+from portal.api.paging import PageArgs, list_endpoint
 from portal.identity.access import require_role
 from portal.identity.models import Role
 from portal.proposals.api import RequestSchema
 from portal.reviews import listing
 from portal.reviews.operations import accessible_assignment, declare_conflict, submit_review
-from portal.web.listing import page_headers, page_request, paginate
+from portal.web.listing import paginate
 
 blp = Blueprint("api_reviews", __name__, description="Peer review: the reviewer's side")
 
@@ -71,15 +71,10 @@ class AssignmentListArgs(PageArgs):
     sort = fields.Str(metadata={"description": "newest (default) or oldest assignment first"})
 
 
-@blp.route("")
-@require_role(Role.REVIEWER)
-@blp.arguments(AssignmentListArgs, location="query", as_kwargs=True)
-@blp.response(200, AssignmentSchema(many=True), headers=LIST_HEADERS)
-def list_assignments(**_args):
+@list_endpoint(blp, "", AssignmentListArgs, AssignmentSchema(many=True), listing, guard=require_role(Role.REVIEWER))
+def list_assignments(page):
     """The caller's review assignments, without those with a declared conflict, a page at a time."""
-    page = page_request(listing.FILTERS, listing.SORTS)
-    rows = paginate(listing.ordered(listing.filtered(current_user, page), page), page)
-    return rows.items, 200, page_headers("api_reviews.list_assignments", page, rows)
+    return paginate(listing.ordered(listing.filtered(current_user, page), page), page)
 
 
 @blp.route("/<int:assignment_id>")

@@ -11,6 +11,7 @@ from portal.reviews import listing
 from portal.reviews.forms import ConflictForm, ReviewForm
 from portal.reviews.models import CRITERIA
 from portal.reviews.operations import accessible_assignment, declare_conflict, submit_review
+from portal.web.input import posted
 from portal.web.listing import csv_response, page_request, paginate
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
@@ -57,8 +58,7 @@ def detail(assignment_id: int):
 @bp.route("/<int:assignment_id>/conflict", methods=["POST"])
 def conflict(assignment_id: int):
     assignment = _assignment(assignment_id)
-    form = ConflictForm()
-    form.validate()
+    form = posted(ConflictForm)
     try:
         declare_conflict(assignment, form.conflict.data == "conflict", form.note.data or "")
     except Problems as exc:
@@ -73,8 +73,7 @@ def conflict(assignment_id: int):
 @bp.route("/<int:assignment_id>/score", methods=["POST"])
 def score(assignment_id: int):
     assignment = _assignment(assignment_id)
-    form = ReviewForm()
-    form.validate()
+    form = posted(ReviewForm)
     try:
         submit_review(assignment, {c: getattr(form, f"score_{c}").data for c in CRITERIA},
                       form.comment_applicant.data or "", form.comment_committee.data or "")

@@ -25,6 +25,21 @@ class ResourceKind(enum.Enum):
         return "gres/gpu" if self is ResourceKind.GPU else "cpu"
 
 
+class HoursOf:
+    """The hours of a budget column stored in whole minutes, read-only (``offered_hours =
+    HoursOf("offered_minutes")``). Minutes because Slurm's GrpTRESMins, which enforces every
+    budget, counts in them; hours because people ask, award and read in core- or GPU-hours."""
+
+    def __init__(self, minutes_attribute: str):
+        self.minutes_attribute = minutes_attribute
+
+    def __get__(self, instance, owner=None) -> float | None:
+        if instance is None:
+            return self  # type: ignore[return-value]  # the class attribute: the descriptor itself
+        minutes = getattr(instance, self.minutes_attribute)
+        return None if minutes is None else minutes / 60
+
+
 class Site(db.Model):
     __tablename__ = "sites"
 

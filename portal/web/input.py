@@ -1,11 +1,15 @@
-"""Refuse input the database cannot store: PostgreSQL text cannot hold NUL characters."""
+"""What a request brings in: refused when the database cannot store it (PostgreSQL text cannot hold NUL
+characters), and posted forms read for the rules to judge."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from flask import abort, request
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+
+AnyForm = TypeVar("AnyForm", bound=FlaskForm)
 
 
 def _has_nul(value: Any) -> bool:
@@ -25,3 +29,12 @@ def refuse_nul_characters():
                  and (_has_nul(list(request.form.values())) or (request.is_json and _has_nul(request.get_json(silent=True))))))
     if found:
         abort(400, _("Text may not contain NUL characters."))
+
+
+def posted(form_class: type[AnyForm]) -> AnyForm:
+    """The posted form, its fields coerced (numbers, dates, choices). Its own verdict is not asked
+    for: the rule the view then calls judges the values and names what is wrong (``Problems``),
+    the same for a page, the API and the CLI. (CSRF was checked before the view ran.)"""
+    form = form_class()
+    form.validate()
+    return form

@@ -1,5 +1,4 @@
 """The dev cluster's partitions, read back live through the adapter."""
-import os
 
 import pytest
 
@@ -15,7 +14,7 @@ def test_partitions_read_live_limits(slurm_cluster, slurm_scheduler):
     assert (cpu.max_time_minutes, debug.max_time_minutes) == (60, 10)
     assert (cpu.max_nodes, gpu.max_nodes, debug.max_nodes) == (nodes, nodes, 1)
     assert debug.max_cpus_per_node == 1 and cpu.max_cpus_per_node is None
-    assert cpu.cpus_per_node == os.cpu_count() and cpu.total_nodes == gpu.total_nodes == nodes
+    assert cpu.cpus_per_node == slurm_cluster.cpus and cpu.total_nodes == gpu.total_nodes == nodes
     assert gpu.gpus_per_node == 2
     assert all(p.state == "UP" for p in parts.values())
 
