@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from portal.devcluster.cluster import LocalCluster, _pid_alive
+from portal.devcluster.pytest_plugin import wait_for
 
 MPI_PROGRAM = (
     "import os; from mpi4py import MPI; c = MPI.COMM_WORLD; "
@@ -33,11 +34,13 @@ def _srun(cluster: LocalCluster, *argv: str) -> list[str]:
 
 
 @pytest.mark.slurm
-def test_two_nodes_on_one_host_run_one_job_across_both() -> None:
+def test_two_nodes_on_one_host_run_one_job_across_both(tmp_path: Path) -> None:
     # A short folder: PMIx and munge put unix sockets under it (108-byte path limit).
     root = Path(tempfile.mkdtemp(prefix="tn", dir="/var/tmp"))
     cluster = LocalCluster(root, f"tn{uuid.uuid4().hex[:10]}", nodes=2)
     pids: list[int] = []
+    job_pids = tmp_path / "job-pids"  # outside the cluster's folder, which destroy() removes
+    tmp_path.chmod(0o755)
     try:
         LocalCluster.install_packages()
         cluster.start(timeout=90)
@@ -68,11 +71,26 @@ def test_two_nodes_on_one_host_run_one_job_across_both() -> None:
         cluster.start(timeout=60)
         assert cluster.is_running()
         pids += [pid for pid in cluster.status().values() if pid]
+
+        # A job still running when the cluster goes: its processes on both nodes go with it.
+        subprocess.run(["sbatch", "-N2", "-o", str(tmp_path / "job.out"), "--wrap",
+                        f"srun -N2 /bin/bash -c 'echo $$ >> {job_pids}; exec sleep 600'"],
+                       env={**cluster.env, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}, check=True, capture_output=True,
+                       timeout=30)
+        try:
+            wait_for(lambda: job_pids.exists() and len(job_pids.read_text().split()) == 2,
+                     timeout=60, what="the job's two tasks")
+        except AssertionError:
+            queue = subprocess.run(["squeue", "-o", "%i %T %r"], env=cluster.env, capture_output=True, text=True)
+            output = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else "(no output)"
+            raise AssertionError(f"the job's tasks never started:\n{queue.stdout}\n{output}") from None
     finally:
         pids += [pid for pid in cluster.status().values() if pid]
         cluster.destroy()
         shutil.rmtree(root, ignore_errors=True)
     assert not [pid for pid in pids if _pid_alive(pid)], "a daemon outlived destroy()"
+    tasks = [int(pid) for pid in job_pids.read_text().split()]
+    assert not [pid for pid in tasks if _pid_alive(pid)], "a job's process outlived its cluster"
     assert not root.exists()
 
 

@@ -319,8 +319,31 @@ class LocalCluster:
         self._wait_node_ready(deadline)
 
     def stop(self, timeout: float = 30) -> None:
+        """Stop every daemon, then end the jobs that were still running: without cgroups each
+        slurmstepd outlives its slurmd, and a job left running (an MPI rank spinning in a
+        receive) would go on taking the host's CPUs long after its cluster is gone."""
         for daemon in reversed(self.daemons):
             self.stop_daemon(daemon, timeout=timeout)
+        self._kill_leftover_jobs()
+
+    def _kill_leftover_jobs(self) -> None:
+        """SIGKILL every process of this cluster's jobs: each slurmstepd (it works in our log
+        folder) and each job process (a job id, and our config as ``SLURM_CONF``; a shell that
+        merely sourced the cluster's env.sh has no job id and is left alone)."""
+        conf = f"SLURM_CONF={self.root / 'etc' / 'slurm.conf'}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if (entry / "comm").read_text().strip() == "slurmstepd":
+                    ours = os.readlink(entry / "cwd").startswith(str(self.root) + "/")
+                else:
+                    environment = (entry / "environ").read_bytes().split(b"\0")
+                    ours = conf in environment and any(v.startswith(b"SLURM_JOB_ID=") for v in environment)
+            except OSError:  # gone meanwhile, or a kernel thread
+                continue
+            if ours:
+                _signal(int(entry.name), signal.SIGKILL)
 
     def destroy(self) -> None:
         self.stop()
@@ -480,6 +503,11 @@ class LocalCluster:
             "ctld_port": self.ports.slurmctld, "slurmd_port": self.ports.slurmd,
             "dbd_port": self.ports.slurmdbd, "munge_socket": str(self.munge_socket),
             "cpus": self.cpus, "real_memory": self._real_memory_mb(),
+            # Job ids name what jobs share on a host: PMIx namespaces and Open MPI's shared-memory
+            # files in /dev/shm ("slurm.pmix.4.0"). Two clusters on one host (two demos, a demo
+            # beside the test cluster) both running job 4 corrupt each other's MPI messages, so
+            # every cluster numbers its jobs from its own base (its slurmctld port is unique here).
+            "first_job_id": (self.ports.slurmctld % 3000) * 10_000 + 1,
             # Without config_overrides a slurmd with fewer cores than configured drains its node.
             "slurmd_parameters": ("SlurmdParameters=config_overrides" if self.cpus > (os.cpu_count() or 1)
                                   else "# CPUs as the host has them"),
