@@ -475,6 +475,8 @@ class LocalCluster:
         return match.group(1) if match else None
 
     def _write_config(self) -> None:
+        state = self.root / "state"
+        new_cluster = not state.is_dir() or not any(state.iterdir())
         for sub in ("etc", "state", "spool", "log", "run", "dev", "munge/run", "munge/lib"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         # Jobs run as ordinary users: they must reach the munge socket and a work folder.
@@ -518,6 +520,11 @@ class LocalCluster:
         }
         if self.rest:
             restd.make_key(self.root)
+        if new_cluster:
+            # A new controller numbers jobs from FirstJobId again: accounting left by an earlier
+            # cluster at this path (its folder removed without destroy()) holds records of the
+            # same job ids, and sacct would answer two jobs for one.
+            self._mysql(f"DROP DATABASE IF EXISTS `{self.db_name}`")
         for name in ("slurm.conf", "slurmdbd.conf", "gres.conf"):
             template = resources.files(__package__).joinpath("templates", name).read_text()
             path = self.root / "etc" / name
