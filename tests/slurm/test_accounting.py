@@ -91,7 +91,9 @@ def test_job_over_budget_stays_pending_and_can_be_cancelled(slurm_cluster, slurm
 def test_job_over_a_partition_limit_is_queued_pending_not_refused(slurm_cluster, slurm_scheduler, project):
     # debug allows one node: Slurm keeps the job pending (slurmrestd answers with a job id and an
     # "error"), so the adapter must return the id rather than lose a queued job.
-    job_id = slurm_scheduler.submit(_request(slurm_cluster, project, partition="debug", nodes=2))
+    # One task per node: with fewer tasks than nodes sbatch lowers the node count to fit ("can't
+    # run 1 processes on 2 nodes, setting nnodes to 1"), and an idle cluster starts the job.
+    job_id = slurm_scheduler.submit(_request(slurm_cluster, project, partition="debug", nodes=2, ntasks=2))
     job = slurm_scheduler.job(job_id)
     assert (job.state, job.account, job.partition) == (JobState.PENDING, project, "debug")
     slurm_scheduler.cancel(job_id)
