@@ -53,6 +53,9 @@ def sign_in_in_browser(page, base: str, email: str, password: str) -> None:
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+    # The click returns once the next page starts loading; what a test reads next must come
+    # from the signed-in page, not from the login form still on screen.
+    page.wait_for_selector("form[action$='/logout']")
 
 
 def open_job_form(page, base: str, who: tuple, template_title: str, job_name: str,

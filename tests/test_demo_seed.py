@@ -176,4 +176,6 @@ def test_seed_builds_a_living_facility_once_and_every_role_finds_it(demo_app, sl
                 assert page.locator(selector).count() >= 1, f"{who}: {selector}"
             screenshot(page, f"dashboard-{who}")
         page.click("#rankings >> text=demo-regular")
+        # count() does not wait: read the ranking only once the committee page has loaded.
+        page.wait_for_url(re.compile(r"/calls/\d+/committee$"))
         assert page.locator("td.score").count() == 4
