@@ -40,7 +40,6 @@ def test_two_nodes_on_one_host_run_one_job_across_both(tmp_path: Path) -> None:
     cluster = LocalCluster(root, f"tn{uuid.uuid4().hex[:10]}", nodes=2)
     pids: list[int] = []
     job_pids = tmp_path / "job-pids"  # outside the cluster's folder, which destroy() removes
-    tmp_path.chmod(0o755)
     try:
         LocalCluster.install_packages()
         cluster.start(timeout=90)

@@ -90,6 +90,12 @@ def loopback_quickack() -> str:
     return f"quick ACKs on loopback routes {', '.join(changed)}" if changed else "quick ACKs already on loopback"
 
 
+# Dev clusters take their base ports (slurmctld, slurmd, slurmdbd) from one of these slots,
+# away from Slurm's default 6817-6819.
+_FIRST_PORT = 17000
+_PORT_SLOTS = 1000
+
+
 @dataclass(frozen=True)
 class Ports:
     slurmctld: int
@@ -98,19 +104,23 @@ class Ports:
 
     @classmethod
     def for_name(cls, name: str) -> Ports:
-        # Derived from the name so a demo and a test cluster can run side by side,
-        # away from Slurm's default 6817-6819.
-        base = 17000 + (zlib.crc32(name.encode()) % 1000) * 3
+        # Derived from the name so a demo and a test cluster can run side by side.
+        base = _FIRST_PORT + (zlib.crc32(name.encode()) % _PORT_SLOTS) * 3
         return cls(base, base + 1, base + 2)
+
+    @property
+    def slot(self) -> int:
+        """Which of the slots these ports are: no two clusters on this host share one."""
+        return (self.slurmctld - _FIRST_PORT) // 3 % _PORT_SLOTS
 
     @classmethod
     def free_for_name(cls, name: str, reserved: frozenset[int] = frozenset()) -> Ports:
         """The name's ports, or the next slot after them whose ports (every node's and
         slurmrestd's included) are all free and not ``reserved``: two names may hash to the
         same slot, and a daemon on a taken port dies with "Address already in use"."""
-        first = cls.for_name(name).slurmctld - 17000
-        for step in range(0, 3000, 3):
-            base = 17000 + (first + step) % 3000
+        first = cls.for_name(name).slot
+        for step in range(_PORT_SLOTS):
+            base = _FIRST_PORT + (first + step) % _PORT_SLOTS * 3
             ports = cls(base, base + 1, base + 2)
             if not reserved.intersection(ports.every_port()) and all(_port_free(port) for port in ports.every_port()):
                 return ports
@@ -508,8 +518,8 @@ class LocalCluster:
             # Job ids name what jobs share on a host: PMIx namespaces and Open MPI's shared-memory
             # files in /dev/shm ("slurm.pmix.4.0"). Two clusters on one host (two demos, a demo
             # beside the test cluster) both running job 4 corrupt each other's MPI messages, so
-            # every cluster numbers its jobs from its own base (its slurmctld port is unique here).
-            "first_job_id": (self.ports.slurmctld % 3000) * 10_000 + 1,
+            # every cluster numbers its jobs from its own base (its port slot is unique here).
+            "first_job_id": self.ports.slot * 10_000 + 1,
             # Without config_overrides a slurmd with fewer cores than configured drains its node.
             "slurmd_parameters": ("SlurmdParameters=config_overrides" if self.cpus > (os.cpu_count() or 1)
                                   else "# CPUs as the host has them"),

@@ -91,11 +91,12 @@ def _running_cluster(folder: Path, name: str) -> Iterator[LocalCluster]:
     """The cluster in ``folder``, started unless it runs; stopped at the end by whoever started it."""
     # One starter at a time: the workers of a parallel run, and sessions of one checkout.
     with _locked(f"start-{name}"):
+        shape = {"nodes": TEST_CLUSTER_NODES, "rest": True, "cpus": TEST_CLUSTER_CPUS}
         try:
-            cluster = LocalCluster(folder, name, nodes=TEST_CLUSTER_NODES, rest=True, cpus=TEST_CLUSTER_CPUS)
+            cluster = LocalCluster(folder, name, **shape)
         except ValueError:  # a throwaway test cluster of another shape from an earlier run: make it anew
             LocalCluster(folder, name).destroy()
-            cluster = LocalCluster(folder, name, nodes=TEST_CLUSTER_NODES, rest=True, cpus=TEST_CLUSTER_CPUS)
+            cluster = LocalCluster(folder, name, **shape)
         # A cluster that was already up (another test session, a developer's shell) is shared
         # and left running; only a session that started it stops it.
         already_running = cluster.is_running()

@@ -225,18 +225,19 @@ class CliScheduler(Scheduler):
 
     def _show(self, entity: str, fields: Sequence[str], *conditions: str,
               with_cluster: bool = True) -> list[dict[str, str]]:
-        if entity == "association":
-            # Without it slurmdbd fills every row's Max* limits and QOS in from its parents, a
-            # stored procedure per row: twice the time, all in MariaDB, for fields never read
-            # here (Grp* limits and ParentName are the association's own either way).
-            conditions = ("WOPLimits", *conditions)
         output = self.sacctmgr(["-P", "-n", "show", entity, *conditions,
                                 *(self._cluster_args() if with_cluster else []),
                                 f"format={','.join(fields)}"])
         return list(parse_pipe_rows(output, fields))
 
+    def _show_associations(self, *conditions: str, with_cluster: bool = True) -> list[dict[str, str]]:
+        # WOPLimits: otherwise slurmdbd fills every row's Max* limits and QOS in from its
+        # parents, a stored procedure per row (twice the time, all in MariaDB) for fields never
+        # read here; the Grp* limits and ParentName are the association's own either way.
+        return self._show("association", _ASSOC_FIELDS, "WOPLimits", *conditions, with_cluster=with_cluster)
+
     def accounts(self) -> list[AccountInfo]:
-        limits = {row["Account"]: row for row in self._show("association", _ASSOC_FIELDS)
+        limits = {row["Account"]: row for row in self._show_associations()
                   if not row["User"] and not row["Partition"]}
         result = []
         for row in self._show("account", ("Account", "Descr", "Org")):
@@ -262,7 +263,7 @@ class CliScheduler(Scheduler):
             grp_submit_jobs=parse_int(row["GrpSubmit"]),
             grp_jobs=parse_int(row["GrpJobs"]),
             parent=row["ParentName"] or None, cluster=row["Cluster"] or None,
-        ) for row in self._show("association", _ASSOC_FIELDS, *conditions, with_cluster=not cluster)]
+        ) for row in self._show_associations(*conditions, with_cluster=not cluster)]
 
     # Up to this many changes go as plain commands in one sacctmgr process: on a large
     # cluster `sacctmgr load` first reads the whole association tree (3-4 s at 1,000
